@@ -1,0 +1,1 @@
+//! Image configs from registries (skeleton; see the mutation-modes issue).

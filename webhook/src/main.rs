@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    anyhow::bail!("secrets-init-webhook is not implemented yet")
+}
