@@ -1,0 +1,62 @@
+# syntax=docker/dockerfile:1
+#
+# Two images from one build (contract section 7):
+#   docker build --target webhook      -t <registry>/secrets-init-webhook:<v> .
+#   docker build --target secrets-init -t <registry>/secrets-init:<v> .
+# Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 --target ... .
+# The builder always runs on the build machine's platform and cross-compiles static musl
+# binaries with cargo-zigbuild for TARGETARCH, so no emulation is needed.
+#
+# Without a Docker engine (this project's CI), scripts/build-images assembles the same
+# final images with podman from locally built binaries (deploy/images/Containerfile,
+# whose final stages must stay identical to the ones below: scripts/test-deploy checks).
+
+ARG RUST_IMAGE=docker.io/library/rust:1-slim-bookworm
+
+FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS builder
+ARG TARGETARCH
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+# Zig as the C cross compiler/linker for musl (ring, aws-lc), from PyPI like scripts/setup.
+RUN python3 -m venv /opt/zig \
+ && /opt/zig/bin/pip install --no-cache-dir "ziglang==0.13.*" "cargo-zigbuild==0.20.*"
+ENV PATH=/opt/zig/bin:$PATH
+RUN case "${TARGETARCH}" in \
+      amd64) echo x86_64-unknown-linux-musl ;; \
+      arm64) echo aarch64-unknown-linux-musl ;; \
+      *) echo "unsupported TARGETARCH '${TARGETARCH}' (amd64, arm64)" >&2; exit 1 ;; \
+    esac > /rust-target
+WORKDIR /src
+COPY . .
+# rust-toolchain.toml pins the channel and lists the musl targets; rustup installs them.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,id=secrets-init-target-${TARGETARCH} \
+    target="$(cat /rust-target)" \
+ && rustup show active-toolchain \
+ && rustup target add "$target" \
+ && cargo zigbuild --release --locked --target "$target" -p secrets-init -p secrets-init-webhook \
+ && mkdir -p /out \
+ && install -m 0555 "target/$target/release/secrets-init" /out/secrets-init \
+ && install -m 0555 "target/$target/release/secrets-init-webhook" /out/secrets-init-webhook \
+ && cp /etc/ssl/certs/ca-certificates.crt /out/ca-certificates.crt
+
+# ---- final images (keep in sync with deploy/images/Containerfile) ----
+
+FROM scratch AS secrets-init
+COPY --from=builder /out/secrets-init /secrets-init
+LABEL org.opencontainers.image.title="secrets-init" \
+      org.opencontainers.image.description="Static binary that resolves awssm: placeholders from AWS Secrets Manager, then execs the program" \
+      org.opencontainers.image.licenses="Apache-2.0"
+USER 65532:65532
+ENTRYPOINT ["/secrets-init"]
+
+FROM scratch AS webhook
+COPY --from=builder /out/secrets-init-webhook /secrets-init-webhook
+COPY --from=builder /out/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+LABEL org.opencontainers.image.title="secrets-init-webhook" \
+      org.opencontainers.image.description="Mutating admission webhook that injects secrets-init into annotated pods" \
+      org.opencontainers.image.licenses="Apache-2.0"
+USER 65532:65532
+EXPOSE 8443 9090
+ENTRYPOINT ["/secrets-init-webhook"]
