@@ -78,7 +78,21 @@ def one(by_kind, kind, f: Failures):
     return items[0] if items else None
 
 
-def check(docs, mode: str, namespace: str, rules_path: str | None) -> list[str]:
+def config_keys_from_source(path: str) -> set[str]:
+    """The keys the webhook really accepts: FILE_KEYS in webhook/src/config.rs."""
+    with open(path, encoding="utf-8") as fh:
+        src = fh.read()
+    m = re.search(r"FILE_KEYS[^=]*=\s*&\[(.*?)\];", src, re.S)
+    if not m:
+        raise SystemExit(f"{path}: no FILE_KEYS table found; cannot check the chart's config keys")
+    keys = set(re.findall(r'\(\s*"([a-z0-9-]+)"\s*,', m.group(1)))
+    if not keys:
+        raise SystemExit(f"{path}: FILE_KEYS is empty")
+    return keys
+
+
+def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys: set[str] | None = None) -> list[str]:
+    allowed_keys = allowed_keys or ALLOWED_CONFIG_KEYS
     f = Failures()
     k = index(docs)
     for d in docs:
@@ -241,7 +255,7 @@ def check(docs, mode: str, namespace: str, rules_path: str | None) -> list[str]:
                 f"--config {cfg_path} is not a key of the mounted ConfigMap")
     raw = cm["data"].get("config.yaml", "")
     cfg = yaml.safe_load(raw) or {}
-    unknown = set(cfg) - ALLOWED_CONFIG_KEYS
+    unknown = set(cfg) - allowed_keys
     f.check(not unknown, f"config.yaml has keys the webhook does not accept: {sorted(unknown)}")
     f.check(cfg.get("mutation-mode") == mode, f"config mutation-mode must be {mode}, is {cfg.get('mutation-mode')}")
     f.check(cfg.get("mutation-mode") in MODES, "config mutation-mode is not a contract mode")
@@ -358,6 +372,7 @@ def main() -> int:
     ap.add_argument("--core-out")
     ap.add_argument("--crd-out")
     ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--config-keys-from", help="webhook/src/config.rs: check config keys against its FILE_KEYS")
     a = ap.parse_args()
     with open(a.rendered, encoding="utf-8") as fh:
         docs = [d for d in yaml.safe_load_all(fh) if d]
@@ -377,7 +392,8 @@ def main() -> int:
                 yaml.safe_dump_all(crd, fh, sort_keys=False)
     if a.self_test:
         return self_test(docs, a.mode, a.namespace, a.rules)
-    failures = check(docs, a.mode, a.namespace, a.rules)
+    allowed = config_keys_from_source(a.config_keys_from) if a.config_keys_from else None
+    failures = check(docs, a.mode, a.namespace, a.rules, allowed)
     if failures:
         print(f"{a.rendered}: {len(failures)} problem(s):", file=sys.stderr)
         for x in failures:

@@ -18,9 +18,8 @@ locals {
   }
   # The chart's ServiceAccount is named after the release (fullname).
   webhook_service_account = var.release_name
-  webhook_ecr_repository_arns = (var.webhook_ecr_repository_arns != null
-    ? var.webhook_ecr_repository_arns
-  : ["arn:${local.partition}:ecr:${var.aws_region}:${local.account_id}:repository/*"])
+  all_account_repositories    = ["arn:${local.partition}:ecr:${var.aws_region}:${local.account_id}:repository/*"]
+  webhook_ecr_repository_arns = var.webhook_ecr_repository_arns != null ? var.webhook_ecr_repository_arns : local.all_account_repositories
   chart_path = coalesce(var.chart_path, "${path.module}/../helm/secrets-init-webhook")
 }
 

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Consistency checks for deploy/ that no single tool covers.
+
+    check_misc.py metrics   WEBHOOK_SRC_DIR      contract metric names exist in the webhook's source
+    check_misc.py dashboard DASHBOARD.json OUT   every query uses known metrics; writes OUT, a rules
+                                                 file of the queries for `promtool check rules`
+    check_misc.py coverage  RULES.yaml TESTS...  every alert has a firing and a silent promtool test
+    check_misc.py stages    Dockerfile Containerfile   final image stages are identical
+    check_misc.py docs      OPERATIONS.md RULES.yaml   every alert is documented, no invalid metric names
+    check_misc.py hcl       DIR                  every .tf / .tfvars* file parses (python-hcl2)
+    check_misc.py promrule  CRD.yaml OUT         the rendered PrometheusRule's spec as a rules file
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import sys
+
+import yaml
+
+# Contract section 6: the metrics the webhook exports.
+CONTRACT_METRICS = {
+    "secrets_init_webhook_admission_requests_total",
+    "secrets_init_webhook_admission_duration_seconds",
+    "secrets_init_webhook_image_config_requests_total",
+    "secrets_init_webhook_image_config_fetch_duration_seconds",
+    "secrets_init_webhook_tls_reloads_total",
+    "secrets_init_webhook_tls_cert_expiry_timestamp_seconds",
+}
+HISTOGRAMS = {"secrets_init_webhook_admission_duration_seconds",
+              "secrets_init_webhook_image_config_fetch_duration_seconds"}
+# Metrics from other exporters that the rules and dashboard may use.
+EXTERNAL_METRICS = {
+    "kube_deployment_status_replicas_available",            # kube-state-metrics
+    "apiserver_admission_webhook_rejection_count",          # kube-apiserver
+    "apiserver_admission_webhook_admission_duration_seconds_bucket",
+}
+PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "clamp_min", "min", "max",
+                "time", "and", "or", "unless", "without", "on", "ignoring", "label_values",
+                "namespace", "le", "result", "deployment", "name", "error_type"}
+
+
+def fail(msg: str) -> None:
+    print(f"FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def metric_names(expr: str) -> set[str]:
+    # Drop label matchers and strings, then collect identifiers that look like metrics.
+    bare = re.sub(r"\{[^}]*\}", "", re.sub(r'"[^"]*"', '""', expr))
+    bare = re.sub(r"\[[^\]]*\]", "", bare)
+    return {t for t in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", bare) if "_" in t and t not in PROMQL_WORDS}
+
+
+def known(name: str) -> bool:
+    if name in CONTRACT_METRICS or name in EXTERNAL_METRICS:
+        return True
+    for h in HISTOGRAMS:
+        if name in (h + "_bucket", h + "_sum", h + "_count"):
+            return True
+    return False
+
+
+def cmd_metrics(src_dir: str) -> None:
+    text = "\n".join(p.read_text(encoding="utf-8") for p in pathlib.Path(src_dir).rglob("*.rs"))
+    missing = sorted(m for m in CONTRACT_METRICS if f'"{m}"' not in text)
+    if missing:
+        fail(f"metrics of contract section 6 not found as string literals in {src_dir}: {missing} "
+             "(the alert rules and dashboard depend on these exact names)")
+    print(f"metrics: all {len(CONTRACT_METRICS)} contract metric names are registered in {src_dir}")
+
+
+def cmd_dashboard(path: str, out: str) -> None:
+    d = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    exprs = []
+    ids = set()
+    for p in d["panels"]:
+        if p["id"] in ids:
+            fail(f"duplicate panel id {p['id']}")
+        ids.add(p["id"])
+        for t in p.get("targets", []):
+            exprs.append((p["title"], t["expr"]))
+    if not exprs:
+        fail("dashboard has no queries")
+    used = set()
+    for title, e in exprs:
+        for m in metric_names(e):
+            if not known(m):
+                fail(f"panel '{title}': unknown metric {m!r} in {e}")
+            used.add(re.sub(r"_(bucket|sum|count)$", "", m) if m.endswith(("_bucket", "_sum", "_count")) else m)
+    unused = CONTRACT_METRICS - used
+    if unused:
+        fail(f"dashboard shows no panel for {sorted(unused)}")
+    rules = [{"record": f"dashboard:query_{i}",
+              "expr": e.replace("$__rate_interval", "5m").replace("$namespace", ".*")}
+             for i, (_, e) in enumerate(exprs)]
+    pathlib.Path(out).write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}), encoding="utf-8")
+    print(f"dashboard: {len(exprs)} queries use only known metrics; all contract metrics shown")
+
+
+def cmd_coverage(rules_path: str, tests: list[str]) -> None:
+    rules = yaml.safe_load(pathlib.Path(rules_path).read_text(encoding="utf-8"))
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            for m in metric_names(r["expr"]):
+                if not known(m):
+                    fail(f"alert {r.get('alert')}: unknown metric {m!r}")
+            if "severity" not in r.get("labels", {}):
+                fail(f"alert {r.get('alert')}: no severity label")
+    fires, silent = set(), set()
+    for t in tests:
+        doc = yaml.safe_load(pathlib.Path(t).read_text(encoding="utf-8"))
+        for case in doc.get("tests", []):
+            for a in case.get("alert_rule_test", []):
+                (fires if a.get("exp_alerts") else silent).add(a["alertname"])
+    problems = [f"{a}: no test where it fires" for a in sorted(alerts - fires)]
+    problems += [f"{a}: no test where it stays silent" for a in sorted(alerts - silent)]
+    problems += [f"tests name unknown alert {a}" for a in sorted((fires | silent) - alerts)]
+    if problems:
+        fail("alert test coverage: " + "; ".join(problems))
+    print(f"coverage: all {len(alerts)} alerts have firing and silent tests")
+
+
+def final_stages(path: str) -> list[str]:
+    lines = [l.rstrip() for l in pathlib.Path(path).read_text(encoding="utf-8").splitlines()]
+    # Join continuation lines, drop comments and blanks.
+    joined, cur = [], ""
+    for l in lines:
+        if l.lstrip().startswith("#") or not l.strip():
+            continue
+        cur += l[:-1] + " " if l.endswith("\\") else l
+        if not l.endswith("\\"):
+            joined.append(re.sub(r"\s+", " ", cur.strip()))
+            cur = ""
+    start = next((i for i, l in enumerate(joined) if l.startswith("FROM scratch AS ")), None)
+    if start is None:
+        fail(f"{path}: no 'FROM scratch AS' stage")
+    out = []
+    for l in joined[start:]:
+        # COPY --from=builder /out/<file> <dest>  ==  COPY <file> <dest>
+        l = re.sub(r"^COPY --from=builder /out/", "COPY ", l)
+        out.append(l)
+    return out
+
+
+def cmd_stages(dockerfile: str, containerfile: str) -> None:
+    a, b = final_stages(dockerfile), final_stages(containerfile)
+    if a != b:
+        import difflib
+        fail("final image stages differ between the Dockerfile and deploy/images/Containerfile:\n"
+             + "\n".join(difflib.unified_diff(a, b, dockerfile, containerfile, lineterm="")))
+    targets = [l.split()[-1] for l in a if l.startswith("FROM ")]
+    if sorted(targets) != ["secrets-init", "webhook"]:
+        fail(f"final stages must be exactly webhook and secrets-init, are {targets}")
+    for want in ("USER 65532:65532", 'ENTRYPOINT ["/secrets-init"]', 'ENTRYPOINT ["/secrets-init-webhook"]'):
+        if want not in a:
+            fail(f"final stages lack {want!r}")
+    print(f"stages: {targets} identical in both files")
+
+
+def cmd_docs(doc: str, rules_path: str) -> None:
+    text = pathlib.Path(doc).read_text(encoding="utf-8")
+    rules = yaml.safe_load(pathlib.Path(rules_path).read_text(encoding="utf-8"))
+    alerts = [r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    missing = [a for a in alerts if a not in text]
+    if missing:
+        fail(f"{doc} does not document alerts {missing}")
+    anchors = {r["annotations"]["runbook_url"].split("#", 1)[1] for g in rules["groups"] for r in g["rules"] if "runbook_url" in r.get("annotations", {})}
+    headings = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+\s+(.*)$", text, re.M)}
+    if anchors - headings:
+        fail(f"runbook anchors without a heading in {doc}: {sorted(anchors - headings)}")
+    bad = re.findall(r"secrets-init_[a-z_]+", text)
+    if bad:
+        fail(f"{doc} uses invalid (hyphenated) metric names: {sorted(set(bad))}")
+    for m in CONTRACT_METRICS:
+        if m not in text:
+            fail(f"{doc} does not mention metric {m}")
+    print(f"docs: all {len(alerts)} alerts and {len(CONTRACT_METRICS)} metrics documented")
+
+
+def cmd_hcl(directory: str) -> None:
+    import hcl2  # python-hcl2 (scripts/setup)
+    files = sorted(p for p in pathlib.Path(directory).iterdir() if p.suffix == ".tf" or ".tfvars" in p.name)
+    if not files:
+        fail(f"no .tf files in {directory}")
+    seen = {}
+    for p in files:
+        try:
+            with p.open(encoding="utf-8") as fh:
+                seen[p.name] = hcl2.load(fh)
+        except Exception as e:  # noqa: BLE001
+            fail(f"{p}: does not parse as HCL: {e}")
+    def unq(k: str) -> str:  # python-hcl2 8 keeps the quotes of block labels
+        return k.strip('"')
+
+    variables = {unq(k) for d in seen.values() for v in d.get("variable", []) for k in v if not k.startswith("__")}
+    for name, d in seen.items():
+        for v in d.get("variable", []):
+            for k, body in v.items():
+                if k.startswith("__"):
+                    continue
+                if not str(body.get("description", "")).strip('"'):
+                    fail(f"{name}: variable {k} has no description")
+        for o in d.get("output", []):
+            for k, body in o.items():
+                if k.startswith("__"):
+                    continue
+                if not str(body.get("description", "")).strip('"'):
+                    fail(f"{name}: output {k} has no description")
+    used = set(re.findall(r"var\.([a-z0-9_]+)", "\n".join(p.read_text(encoding="utf-8") for p in files if p.suffix == ".tf")))
+    if used - variables:
+        fail(f"undeclared variables used: {sorted(used - variables)}")
+    if variables - used:
+        fail(f"declared but unused variables: {sorted(variables - used)}")
+    print(f"hcl: {len(files)} files parse; {len(variables)} variables and all outputs documented")
+
+
+def cmd_promrule(crd_path: str, out: str) -> None:
+    docs = [d for d in yaml.safe_load_all(pathlib.Path(crd_path).read_text(encoding="utf-8")) if d]
+    prs = [d for d in docs if d["kind"] == "PrometheusRule"]
+    if len(prs) != 1:
+        fail(f"expected one PrometheusRule in {crd_path}, found {len(prs)}")
+    pathlib.Path(out).write_text(yaml.safe_dump({"groups": prs[0]["spec"]["groups"]}), encoding="utf-8")
+    print(f"promrule: wrote {out}")
+
+
+def main() -> None:
+    if len(sys.argv) < 3:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"metrics": lambda: cmd_metrics(args[0]),
+     "dashboard": lambda: cmd_dashboard(args[0], args[1]),
+     "coverage": lambda: cmd_coverage(args[0], args[1:]),
+     "stages": lambda: cmd_stages(args[0], args[1]),
+     "docs": lambda: cmd_docs(args[0], args[1]),
+     "hcl": lambda: cmd_hcl(args[0]),
+     "promrule": lambda: cmd_promrule(args[0], args[1]),
+     }.get(cmd, lambda: (print(__doc__, file=sys.stderr), sys.exit(2)))()
+
+
+if __name__ == "__main__":
+    main()
