@@ -29,12 +29,12 @@ RUN case "${TARGETARCH}" in \
     esac > /rust-target
 WORKDIR /src
 COPY . .
-# rust-toolchain.toml pins the channel and lists the musl targets; rustup installs them.
+# The toolchain channel comes from rust-toolchain.toml, as on a developer machine.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,id=secrets-init-target-${TARGETARCH} \
     target="$(cat /rust-target)" \
- && rustup show active-toolchain \
- && rustup target add "$target" \
+ && channel="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" \
+ && rustup toolchain install "${channel:?no channel in rust-toolchain.toml}" --profile minimal --target "$target" \
  && cargo zigbuild --release --locked --target "$target" -p secrets-init -p secrets-init-webhook \
  && mkdir -p /out \
  && install -m 0555 "target/$target/release/secrets-init" /out/secrets-init \
