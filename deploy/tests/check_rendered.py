@@ -32,7 +32,7 @@ import yaml
 ALLOWED_CONFIG_KEYS = {
     "listen", "metrics-listen", "tls-cert", "tls-key", "mutation-mode", "secrets-init-image",
     "aws-region", "insecure-registry", "image-swap-template", "request-timeout",
-    "max-body-bytes", "read-timeout", "log-format", "docker-config",
+    "max-body-bytes", "read-timeout", "log-format", "docker-config", "shutdown-delay",
 }
 MODES = {"init-container", "shared-volume", "image-swap"}
 CRD_GROUPS = ("cert-manager.io/", "monitoring.coreos.com/")
@@ -267,6 +267,12 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
     try:
         f.check(parse_duration(cfg.get("request-timeout", "8s")) < (ts or 0),
                 "request-timeout must be shorter than the API server's timeoutSeconds")
+    except ValueError as e:
+        f.check(False, str(e))
+    try:
+        # The webhook drains for up to 20s after its shutdown delay.
+        f.check(parse_duration(cfg.get("shutdown-delay", "2s")) + 20 < pod.get("terminationGracePeriodSeconds", 30),
+                "terminationGracePeriodSeconds must exceed shutdown-delay + 20s drain")
     except ValueError as e:
         f.check(False, str(e))
     if "docker-config" in cfg:

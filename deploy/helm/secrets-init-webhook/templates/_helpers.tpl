@@ -83,12 +83,13 @@ request-timeout: {{ .Values.webhook.requestTimeout | quote }}
 read-timeout: {{ .Values.webhook.readTimeout | quote }}
 max-body-bytes: {{ int64 .Values.webhook.maxBodyBytes }}
 log-format: {{ .Values.webhook.logFormat | quote }}
+shutdown-delay: {{ .Values.webhook.shutdownDelay | quote }}
 {{- if .Values.webhook.dockerConfigSecret }}
 docker-config: /etc/secrets-init-webhook/docker/config.json
 {{- end }}
 {{- with .Values.webhook.extraConfig }}
 {{- range $k, $v := . }}
-{{- if has $k (list "listen" "metrics-listen" "tls-cert" "tls-key" "mutation-mode" "secrets-init-image" "aws-region" "insecure-registry" "image-swap-template" "request-timeout" "max-body-bytes" "read-timeout" "log-format" "docker-config") }}
+{{- if has $k (list "listen" "metrics-listen" "tls-cert" "tls-key" "mutation-mode" "secrets-init-image" "aws-region" "insecure-registry" "image-swap-template" "request-timeout" "max-body-bytes" "read-timeout" "log-format" "docker-config" "shutdown-delay") }}
 {{- fail (printf "webhook.extraConfig.%s: the chart sets %s itself; use the matching chart value (see values.yaml) instead" $k $k) }}
 {{- end }}
 {{- end }}
