@@ -44,8 +44,10 @@ pub enum MutationError {
     ProgramUnknown { container: String, reason: String },
 
     /// Reading an image config failed.
-    #[error("secrets-init: cannot work out the program of {containers}: {source}")]
+    #[error("secrets-init: cannot {doing} {containers}: {source}")]
     ImageConfig {
+        /// "work out the program of" or "check the image-swap variant of".
+        doing: String,
         containers: String,
         #[source]
         source: ImageConfigError,

@@ -171,6 +171,8 @@ struct Plan {
     /// The image the mutated container runs (image-swap: the variant).
     run_image: Option<String>,
     look_up: bool,
+    /// The pod spec does not give the program (the image config decides it).
+    needs_program: bool,
 }
 
 /// Decides what to do with `pod` and, when it is mutated, returns the JSON patch.
@@ -256,7 +258,8 @@ pub async fn mutate_pod<S: ImageConfigSource>(
         let c = container(spec, &who);
         check_mount_paths(&who, c)?;
         let run_image = strategy.run_image(&who, c)?;
-        let look_up = strategy.always_look_up() || command::needs_image_config(c);
+        let needs_program = command::needs_image_config(c);
+        let look_up = strategy.always_look_up() || needs_program;
         if look_up && run_image.is_none() {
             return Err(MutationError::NoImage {
                 container: who.to_string(),
@@ -268,6 +271,7 @@ pub async fn mutate_pod<S: ImageConfigSource>(
             who,
             run_image,
             look_up,
+            needs_program,
         });
     }
 
@@ -292,6 +296,12 @@ pub async fn mutate_pod<S: ImageConfigSource>(
                     })
                 }
                 Err(source) => Err(MutationError::ImageConfig {
+                    doing: if users.iter().any(|p| p.needs_program) {
+                        "work out the program of"
+                    } else {
+                        "check the image-swap variant of"
+                    }
+                    .to_owned(),
                     containers: users
                         .iter()
                         .map(|p| p.who.to_string())

@@ -1,0 +1,221 @@
+//! Golden tests: every folder in tests/golden is a case.
+//!
+//! - `input.yaml`: the pod the API server sends (after defaulting);
+//! - `images.yaml` (optional): the fake registry, see `common::FakeImage`;
+//! - `config.yaml` (optional): fields of `MutationConfig` to change from `common::base_config`.
+//!
+//! For each mode (set as the cluster default; a pod annotation may override it) the outcome
+//! is one of `expected.<mode>.yaml` (the patched pod: the returned JSON patch applied to
+//! input.yaml), `skipped.<mode>.txt` (reason and warnings) or `error.<mode>.txt` (the denial
+//! message), plus `lookups.<mode>.txt` when the image source was asked anything.
+//!
+//! `UPDATE_GOLDEN=1 cargo test -p mutation-modes --test golden` rewrites those files. Review
+//! them by eye: they are the specification.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{FakeImage, FakeImages, base_config, golden_dir, read_yaml};
+use k8s_openapi::api::core::v1::Pod;
+use mutation_modes::{ANNOTATION_INJECTED, Decision, ModeKind, MutationConfig, mutate_pod};
+use serde_json::Value;
+
+fn case_config(dir: &Path, mode: ModeKind) -> MutationConfig {
+    let mut config = serde_json::to_value(base_config()).unwrap();
+    let path = dir.join("config.yaml");
+    if path.exists() {
+        let overrides: serde_json::Map<String, Value> = read_yaml(&path);
+        for (k, v) in overrides {
+            config[k] = v;
+        }
+    }
+    let mut config: MutationConfig =
+        serde_json::from_value(config).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    config.default_mode = mode;
+    config
+}
+
+/// The outcome files of one case and mode, rendered.
+#[derive(Debug, Default, PartialEq)]
+struct Outcome {
+    files: BTreeMap<String, String>,
+}
+
+const KINDS: [&str; 4] = ["expected", "skipped", "error", "lookups"];
+
+fn file_name(kind: &str, mode: ModeKind) -> String {
+    let ext = if kind == "expected" { "yaml" } else { "txt" };
+    format!("{kind}.{mode}.{ext}")
+}
+
+/// Runs one case in one mode; returns the rendered outcome and the patched pod (if mutated).
+async fn run(dir: &Path, mode: ModeKind) -> (Outcome, Option<Value>) {
+    let input: Value = read_yaml(&dir.join("input.yaml"));
+    let pod: Pod = serde_json::from_value(input.clone())
+        .unwrap_or_else(|e| panic!("{}: input.yaml is not a Pod: {e}", dir.display()));
+    let table: BTreeMap<String, FakeImage> = if dir.join("images.yaml").exists() {
+        read_yaml(&dir.join("images.yaml"))
+    } else {
+        BTreeMap::new()
+    };
+    let images = FakeImages::new(table);
+    let config = case_config(dir, mode);
+    let mut out = Outcome::default();
+    let mut patched = None;
+    match mutate_pod(&pod, &config, &images).await {
+        Ok(Decision::Mutated {
+            mode: used,
+            patch,
+            warnings,
+        }) => {
+            assert!(
+                warnings.is_empty(),
+                "{}: unexpected warnings {warnings:?}",
+                dir.display()
+            );
+            let mut doc = input.clone();
+            json_patch::patch(&mut doc, &patch).unwrap_or_else(|e| {
+                panic!(
+                    "{} ({mode}): the patch does not apply: {e}\n{patch:?}",
+                    dir.display()
+                )
+            });
+            assert_eq!(
+                doc["metadata"]["annotations"][ANNOTATION_INJECTED],
+                Value::String(used.to_string()),
+                "{}",
+                dir.display()
+            );
+            out.files.insert(
+                file_name("expected", mode),
+                serde_yaml_ng::to_string(&doc).unwrap(),
+            );
+            patched = Some(doc);
+        }
+        Ok(Decision::Skipped { reason, warnings }) => {
+            let mut text = format!("reason: {reason}\n");
+            for w in warnings {
+                text.push_str(&format!("warning: {w}\n"));
+            }
+            out.files.insert(file_name("skipped", mode), text);
+        }
+        Err(e) => {
+            out.files.insert(file_name("error", mode), format!("{e}\n"));
+        }
+    }
+    let calls = images.calls();
+    if !calls.is_empty() {
+        out.files
+            .insert(file_name("lookups", mode), calls.join("\n") + "\n");
+    }
+    (out, patched)
+}
+
+fn cases() -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(golden_dir())
+        .expect("tests/golden")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("input.yaml").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[tokio::test]
+async fn golden_cases() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    let dirs = cases();
+    assert!(
+        dirs.len() >= 30,
+        "expected the golden cases in {}",
+        golden_dir().display()
+    );
+    let mut failures = Vec::new();
+    for dir in &dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        for mode in ModeKind::ALL {
+            let (outcome, patched) = run(dir, mode).await;
+            for kind in KINDS {
+                let file = file_name(kind, mode);
+                let path = dir.join(&file);
+                let want = outcome.files.get(&file);
+                if update {
+                    match want {
+                        Some(text) => std::fs::write(&path, text).unwrap(),
+                        None if path.exists() => std::fs::remove_file(&path).unwrap(),
+                        None => {}
+                    }
+                    continue;
+                }
+                let have = std::fs::read_to_string(&path).ok();
+                let same = match (kind, &have, want) {
+                    ("expected", Some(h), Some(w)) => {
+                        serde_yaml_ng::from_str::<Value>(h).ok()
+                            == serde_yaml_ng::from_str::<Value>(w).ok()
+                    }
+                    (_, h, w) => h.as_ref() == w,
+                };
+                if !same {
+                    failures.push(format!(
+                        "{name}/{file}: want\n{}\ngot\n{}",
+                        have.as_deref().unwrap_or("(no file)"),
+                        want.map_or("(no file)", String::as_str)
+                    ));
+                }
+            }
+            // Reinvocation is a no-op: the patched pod is skipped in every mode.
+            if let Some(doc) = patched {
+                let pod: Pod = serde_json::from_value(doc).unwrap();
+                for again in ModeKind::ALL {
+                    let config = case_config(dir, again);
+                    let images = FakeImages::default();
+                    match mutate_pod(&pod, &config, &images).await {
+                        Ok(Decision::Skipped { reason, .. }) => {
+                            assert!(reason.contains("already injected"), "{name}: {reason}")
+                        }
+                        other => failures.push(format!(
+                            "{name} ({mode} then {again}): not skipped: {other:?}"
+                        )),
+                    }
+                    assert!(images.calls().is_empty(), "{name}: looked up images again");
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} golden mismatches (UPDATE_GOLDEN=1 rewrites; review the diff):\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// Every expected pod reads back into k8s-openapi's Pod and serialises to the same document:
+/// no unknown or misspelt fields, no values of the wrong type.
+#[test]
+fn expected_pods_round_trip_through_k8s_openapi() {
+    let mut checked = 0;
+    for dir in cases() {
+        for mode in ModeKind::ALL {
+            let path = dir.join(file_name("expected", mode));
+            if !path.exists() {
+                continue;
+            }
+            let doc: Value = read_yaml(&path);
+            let pod: Pod = serde_json::from_value(doc.clone())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(
+                serde_json::to_value(&pod).unwrap(),
+                doc,
+                "{}",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 50, "only {checked} expected pods");
+}
