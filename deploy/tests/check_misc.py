@@ -215,7 +215,75 @@ def cmd_hcl(directory: str) -> None:
         fail(f"undeclared variables used: {sorted(used - variables)}")
     if variables - used:
         fail(f"declared but unused variables: {sorted(variables - used)}")
-    print(f"hcl: {len(files)} files parse; {len(variables)} variables and all outputs documented")
+    check_tofu_policy(seen["main.tf"] if "main.tf" in seen else {})
+    print(f"hcl: {len(files)} files parse; {len(variables)} variables and all outputs documented; policy requirements hold")
+
+
+def _blocks(doc: dict, section: str) -> dict[tuple[str, str], dict]:
+    """{(type, name): body} for resource/data blocks of a python-hcl2 document."""
+    out = {}
+    for entry in doc.get(section, []):
+        for typ, named in entry.items():
+            for name, body in named.items():
+                out[(typ.strip('"'), name.strip('"'))] = body
+    return out
+
+
+def _s(v) -> str:
+    return str(v).strip('"')
+
+
+def check_tofu_policy(main: dict) -> None:
+    """The security requirements of issue 5, read from deploy/tofu/main.tf."""
+    res, data = _blocks(main, "resource"), _blocks(main, "data")
+    repos = [b for (t, _), b in res.items() if t == "aws_ecr_repository"]
+    if not repos:
+        fail("tofu: no aws_ecr_repository")
+    for b in repos:
+        if _s(b.get("image_tag_mutability")) != "IMMUTABLE":
+            fail("tofu: ECR repositories must have IMMUTABLE tags")
+        if not any(c.get("scan_on_push") is True for c in b.get("image_scanning_configuration", [])):
+            fail("tofu: ECR repositories must scan on push")
+    if not any(_s(b.get("addon_name")) == "eks-pod-identity-agent" for (t, _), b in res.items() if t == "aws_eks_addon"):
+        fail("tofu: the eks-pod-identity-agent add-on is missing")
+    if not any(t == "helm_release" for (t, _) in res):
+        fail("tofu: no helm_release")
+    assocs = [b for (t, _), b in res.items() if t == "aws_eks_pod_identity_association"]
+    if not any("aws_iam_role.webhook" in _s(b.get("role_arn")) for b in assocs):
+        fail("tofu: no Pod Identity association for the webhook role")
+    for (t, name), b in data.items():
+        if t != "aws_iam_policy_document":
+            continue
+        for st in b.get("statement", []):
+            actions = [_s(a) for a in st.get("actions", [])]
+            if any(a == "*" or a.endswith(":*") for a in actions):
+                fail(f"tofu: {name} grants wildcard actions {actions}")
+            if name.endswith("_trust"):
+                principals = [_s(i) for p in st.get("principals", []) for i in p.get("identifiers", [])]
+                if principals != ["pods.eks.amazonaws.com"] or sorted(actions) != ["sts:AssumeRole", "sts:TagSession"]:
+                    fail(f"tofu: {name} must trust only pods.eks.amazonaws.com with sts:AssumeRole + sts:TagSession")
+                tags = {_s(c.get("variable")) for c in st.get("condition", [])}
+                for want in ("aws:RequestTag/kubernetes-namespace", "aws:RequestTag/kubernetes-service-account"):
+                    if want not in tags:
+                        fail(f"tofu: {name} must be scoped with a {want} condition")
+    ecr_doc = data.get(("aws_iam_policy_document", "webhook_ecr_read"))
+    if not ecr_doc:
+        fail("tofu: data.aws_iam_policy_document.webhook_ecr_read missing")
+    read_only = {"ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                 "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"}
+    got = {_s(a) for st in ecr_doc["statement"] for a in st.get("actions", [])}
+    if not got <= read_only:
+        fail(f"tofu: the webhook role may only read ECR; it also gets {sorted(got - read_only)}")
+    app = data.get(("aws_iam_policy_document", "app_secrets"))
+    if not app:
+        fail("tofu: data.aws_iam_policy_document.app_secrets missing")
+    for st in app["statement"]:
+        acts = {_s(a) for a in st.get("actions", [])}
+        rs = [_s(r) for r in st.get("resources", [])]
+        if "secretsmanager:GetSecretValue" in acts and not all(":secret:${var.example_app.secret_name_prefix}*" in r for r in rs):
+            fail(f"tofu: GetSecretValue must be scoped to the secret name prefix, is {rs}")
+        if acts & {"secretsmanager:PutSecretValue", "secretsmanager:ListSecrets", "secretsmanager:DeleteSecret"}:
+            fail(f"tofu: the app role must only read secrets, has {sorted(acts)}")
 
 
 def cmd_promrule(crd_path: str, out: str) -> None:
