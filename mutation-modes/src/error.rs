@@ -88,4 +88,10 @@ pub enum MutationError {
         "secrets-init: {container} already has a volume mount at {path}, where secrets-init mounts its binary; move that mount elsewhere"
     )]
     MountPathTaken { container: String, path: String },
+
+    /// The pod is scheduled on a non-Linux node; secrets-init is built for Linux only.
+    #[error(
+        "secrets-init: the pod runs on {os} nodes (node selector kubernetes.io/os or spec.os), but secrets-init is built for Linux only; remove the annotation secretsinit.io/inject from this pod"
+    )]
+    UnsupportedOs { os: String },
 }

@@ -214,6 +214,10 @@ pub async fn mutate_pod<S: ImageConfigSource>(
         });
     }
 
+    let platform = platform_of(spec);
+    if platform.os != "linux" {
+        return Err(MutationError::UnsupportedOs { os: platform.os });
+    }
     let mode_kind = opts.mode.unwrap_or(config.default_mode);
     let image = opts
         .secrets_init_image
@@ -276,7 +280,6 @@ pub async fn mutate_pod<S: ImageConfigSource>(
     }
 
     // One lookup per distinct image, all at once.
-    let platform = platform_of(spec);
     let mut wanted: BTreeMap<&str, Vec<&Plan>> = BTreeMap::new();
     for p in plans.iter().filter(|p| p.look_up) {
         if let Some(img) = p.run_image.as_deref() {

@@ -167,6 +167,21 @@ async fn golden_cases() {
                     ));
                 }
             }
+            // Injected containers satisfy Pod Security Admission "restricted".
+            if let Some(doc) = &patched {
+                let before = input_container_names(dir);
+                for c in doc["spec"]["initContainers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    if !before.contains(&c["name"])
+                        && let Err(e) = check_restricted(c)
+                    {
+                        failures.push(format!("{name} ({mode}): injected {}: {e}", c["name"]));
+                    }
+                }
+            }
             // Reinvocation is a no-op: the patched pod is skipped in every mode.
             if let Some(doc) = patched {
                 let pod: Pod = serde_json::from_value(doc).unwrap();
@@ -191,6 +206,84 @@ async fn golden_cases() {
         "{} golden mismatches (UPDATE_GOLDEN=1 rewrites; review the diff):\n\n{}",
         failures.len(),
         failures.join("\n\n")
+    );
+}
+
+/// Names of the containers and init containers of the case's input pod.
+fn input_container_names(dir: &Path) -> Vec<Value> {
+    let input: Value = read_yaml(&dir.join("input.yaml"));
+    ["initContainers", "containers"]
+        .iter()
+        .flat_map(|k| input["spec"][k].as_array().cloned().unwrap_or_default())
+        .map(|c| c["name"].clone())
+        .collect()
+}
+
+/// The container-level rules of the Pod Security Standards "restricted" profile (v1.35), for a
+/// container whose pod sets no security context.
+fn check_restricted(c: &Value) -> Result<(), String> {
+    let sc = &c["securityContext"];
+    let rules: [(&str, bool); 8] = [
+        (
+            "privileged must not be true",
+            sc["privileged"] != Value::Bool(true),
+        ),
+        (
+            "allowPrivilegeEscalation must be false",
+            sc["allowPrivilegeEscalation"] == Value::Bool(false),
+        ),
+        (
+            "runAsNonRoot must be true",
+            sc["runAsNonRoot"] == Value::Bool(true),
+        ),
+        (
+            "runAsUser must not be 0",
+            sc["runAsUser"].as_i64().is_some_and(|u| u != 0),
+        ),
+        (
+            "capabilities must drop ALL",
+            sc["capabilities"]["drop"]
+                .as_array()
+                .is_some_and(|d| d.contains(&Value::from("ALL"))),
+        ),
+        (
+            "capabilities may add only NET_BIND_SERVICE",
+            sc["capabilities"]["add"]
+                .as_array()
+                .is_none_or(|a| a.iter().all(|x| x == "NET_BIND_SERVICE")),
+        ),
+        (
+            "seccompProfile must be RuntimeDefault or Localhost",
+            ["RuntimeDefault", "Localhost"]
+                .map(Value::from)
+                .contains(&sc["seccompProfile"]["type"]),
+        ),
+        (
+            "no host ports",
+            c["ports"]
+                .as_array()
+                .is_none_or(|p| p.iter().all(|p| p["hostPort"].is_null())),
+        ),
+    ];
+    let broken: Vec<&str> = rules
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(r, _)| *r)
+        .collect();
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(broken.join("; "))
+    }
+}
+
+#[test]
+fn restricted_check_is_not_a_rubber_stamp() {
+    let c: Value = serde_json::json!({"name": "x", "securityContext": {"runAsUser": 0}});
+    let e = check_restricted(&c).unwrap_err();
+    assert!(
+        e.contains("runAsUser") && e.contains("drop ALL") && e.contains("seccomp"),
+        "{e}"
     );
 }
 
