@@ -1,6 +1,29 @@
 //! The secrets-init admission webhook.
 //!
+//! - [`config`]: flags > env > YAML file > defaults.
+//! - [`server`]: the TLS and metrics listeners, graceful shutdown; [`run`].
+//! - [`router`]: the routes and the ONE place the layer stack is composed; [`router()`].
+//! - [`layers`]: auth, metrics, tracing, timeout, body limit, concurrency — one module each.
+//! - [`admission`]: AdmissionReview v1 in, AdmissionResponse out.
+//! - [`glue`]: the only place that calls `mutation_modes` and builds the image source.
+//! - [`tls`]: rustls (TLS 1.3 only), certificate hot reload, development certificate.
+//! - [`metrics`], [`telemetry`]: Prometheus metrics, logs and OTLP traces.
 //! - [`images`]: image configs from registries (oci-client, ECR auth) behind a moka cache;
 //!   implements [`mutation_modes::ImageConfigSource`].
 
+pub mod admission;
+pub mod config;
+mod error;
+pub mod glue;
 pub mod images;
+pub mod layers;
+pub mod metrics;
+pub mod router;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
+
+pub use config::Config;
+pub use error::Error;
+pub use router::{AppState, Inner, Readiness, router};
+pub use server::{Server, run};

@@ -1,3 +1,25 @@
+use anyhow::Context as _;
+use secrets_init_webhook::config::{Cli, Config};
+
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("secrets-init-webhook is not implemented yet")
+    let cli = <Cli as clap::Parser>::parse();
+    let print = cli.print_config;
+    let config = Config::load(cli)?;
+    if print {
+        let yaml = serde_yaml_ng::to_string(&config).context("rendering the configuration")?;
+        std::io::Write::write_all(&mut std::io::stdout(), yaml.as_bytes())?;
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let telemetry =
+        runtime.block_on(async { secrets_init_webhook::telemetry::init(config.log_format) })?;
+    let result = runtime.block_on(secrets_init_webhook::run(config));
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "secrets-init-webhook failed");
+    }
+    telemetry.shutdown();
+    result.map_err(Into::into)
 }

@@ -1,0 +1,9 @@
+//! The tower layers in front of `/mutate`, one small module each. They are composed in
+//! one place: [`crate::router::router`].
+
+pub mod auth;
+pub mod body_limit;
+pub mod concurrency;
+pub mod metrics;
+pub mod timeout;
+pub mod tracing;

@@ -1,0 +1,117 @@
+//! The webhook's own Prometheus metrics (contract §6) and the registry they live in.
+//!
+//! The image-config metrics are registered by `images::CachedImageSource` into the same
+//! registry; process metrics by the prometheus process collector.
+
+use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+
+/// Results of one admission request, the `result` label of
+/// `secrets_init_webhook_admission_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmissionResult {
+    /// The pod was patched.
+    Mutated,
+    /// Allowed unchanged (not annotated, not a pod, already injected, nothing to mutate).
+    Skipped,
+    /// Denied because of the pod (bad annotation, unknown container, image not found...).
+    Denied,
+    /// The webhook itself failed: malformed review, timeout, internal error.
+    Error,
+}
+
+impl AdmissionResult {
+    pub const ALL: [AdmissionResult; 4] = [Self::Mutated, Self::Skipped, Self::Denied, Self::Error];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mutated => "mutated",
+            Self::Skipped => "skipped",
+            Self::Denied => "denied",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// All metrics the webhook itself records.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub admission_requests: IntCounterVec,
+    pub admission_duration: Histogram,
+    pub tls_reloads: IntCounterVec,
+    pub tls_cert_expiry: Gauge,
+}
+
+impl Metrics {
+    /// A fresh registry with the webhook's metrics (and, on Linux, the process metrics).
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let admission_requests = IntCounterVec::new(
+            Opts::new(
+                "secrets_init_webhook_admission_requests_total",
+                "Admission requests answered, by result (mutated, skipped, denied, error).",
+            ),
+            &["result"],
+        )?;
+        let admission_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "secrets_init_webhook_admission_duration_seconds",
+                "Time to answer one admission request, from the request to the response.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )?;
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "secrets_init_webhook_tls_reloads_total",
+                "Serving-certificate reloads, by result (ok, error). An error keeps the previous certificate.",
+            ),
+            &["result"],
+        )?;
+        let tls_cert_expiry = Gauge::new(
+            "secrets_init_webhook_tls_cert_expiry_timestamp_seconds",
+            "Unix time at which the serving certificate in use expires (notAfter).",
+        )?;
+        registry.register(Box::new(admission_requests.clone()))?;
+        registry.register(Box::new(admission_duration.clone()))?;
+        registry.register(Box::new(tls_reloads.clone()))?;
+        registry.register(Box::new(tls_cert_expiry.clone()))?;
+        // Every label value exists from the start, so rate() and alerts see zeros.
+        for r in AdmissionResult::ALL {
+            admission_requests.with_label_values(&[r.as_str()]);
+        }
+        for r in ["ok", "error"] {
+            tls_reloads.with_label_values(&[r]);
+        }
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Self {
+            registry,
+            admission_requests,
+            admission_duration,
+            tls_reloads,
+            tls_cert_expiry,
+        })
+    }
+
+    /// Counts one answered admission request.
+    pub fn observe_admission(&self, result: AdmissionResult, seconds: f64) {
+        self.admission_requests
+            .with_label_values(&[result.as_str()])
+            .inc();
+        self.admission_duration.observe(seconds);
+    }
+
+    /// The Prometheus text exposition of everything in the registry.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = prometheus::TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,330 @@
+//! The two listeners and the shutdown sequence.
+//!
+//! - TLS port: a tokio accept loop, rustls handshake (bounded by `--read-timeout`), then
+//!   hyper-util's auto (HTTP/1.1 + HTTP/2) connection with `header_read_timeout`
+//!   = `--read-timeout`, each connection watched for graceful shutdown.
+//! - metrics port: plain HTTP, `/metrics`.
+//!
+//! Shutdown (SIGTERM/SIGINT, or the future given to [`Server::serve`]): `/readyz` turns 503
+//! at once while requests are still served for `--shutdown-delay` (so the Service's
+//! endpoints drop this pod), then the listener closes, in-flight requests finish (idle
+//! keep-alive connections are closed), and after at most `--shutdown-timeout` the server
+//! returns regardless.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use mutation_modes::ImageConfigSource;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::Error;
+use crate::config::Config;
+use crate::glue::{self, MutationSettings};
+use crate::layers::auth::{Auth, BearerToken, ConnectionInfo};
+use crate::metrics::Metrics;
+use crate::router::{AppState, Inner, Readiness, metrics_router, router};
+use crate::tls::{self, CertReloader, CertResolver};
+
+/// A bound, not yet serving, webhook.
+pub struct Server {
+    config: Config,
+    tls_listener: TcpListener,
+    metrics_listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    metrics: Metrics,
+    readiness: Readiness,
+    reload_task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listen", &self.tls_listener.local_addr().ok())
+            .field("metrics_listen", &self.metrics_listener.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Builds everything from the configuration, with the real image source, and binds.
+    pub async fn bind(config: Config) -> Result<Self, Error> {
+        let metrics = Metrics::new()?;
+        let images = glue::image_source(&config, &metrics.registry)?;
+        Self::bind_with(config, metrics, images).await
+    }
+
+    /// Like [`Server::bind`] with a given image source (tests use a table or a slow one).
+    pub async fn bind_with<S: ImageConfigSource + 'static>(
+        config: Config,
+        metrics: Metrics,
+        images: S,
+    ) -> Result<Self, Error> {
+        tls::install_default_provider();
+        let (resolver, reload_task) = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let (reloader, resolver) = CertReloader::start(cert, key, metrics.clone())?;
+                (resolver, Some(reloader.watch()?))
+            }
+            _ => {
+                let dev = tls::dev::self_signed()?;
+                tracing::warn!(
+                    names = ?tls::dev::DEV_NAMES,
+                    "DEVELOPMENT MODE: no --tls-cert/--tls-key given, serving an in-memory \
+                     SELF-SIGNED certificate. Never use this in a cluster: the API server will \
+                     not trust it."
+                );
+                metrics.tls_cert_expiry.set(dev.not_after as f64);
+                (Arc::new(CertResolver::new(dev.key)), None)
+            }
+        };
+        let server_config = tls::server_config(resolver, config.client_ca.as_deref())?;
+        let bearer = match &config.bearer_token_file {
+            Some(path) => Some(Arc::new(BearerToken::load(path)?)),
+            None => None,
+        };
+        let auth = Auth {
+            require_client_cert: config.client_ca.is_some(),
+            bearer,
+        };
+        if !auth.is_enabled() {
+            tracing::info!("client authentication is off (no --client-ca, no --bearer-token-file)");
+        }
+        let readiness = Readiness::new(true);
+        let app = router(AppState::new(Inner {
+            images,
+            mutation: MutationSettings::from_config(&config),
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+            auth,
+            request_timeout: config.request_timeout,
+            read_timeout: config.read_timeout,
+            max_body_bytes: config.max_body_bytes,
+            max_concurrent_requests: config.max_concurrent_requests,
+        }));
+        let tls_listener = bind(config.listen).await?;
+        let metrics_listener = bind(config.metrics_listen).await?;
+        Ok(Self {
+            config,
+            tls_listener,
+            metrics_listener,
+            acceptor: TlsAcceptor::from(Arc::new(server_config)),
+            app,
+            metrics,
+            readiness,
+            reload_task,
+        })
+    }
+
+    /// The bound address of the TLS port (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.tls_listener.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// The bound address of the metrics port.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener
+            .local_addr()
+            .unwrap_or(self.config.metrics_listen)
+    }
+
+    /// The metrics registry (shared with the image source).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Serves until `shutdown` completes, then drains as described in the module docs.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let Self {
+            config,
+            tls_listener,
+            metrics_listener,
+            acceptor,
+            app,
+            metrics,
+            readiness,
+            reload_task,
+        } = self;
+        tracing::info!(
+            listen = %tls_listener.local_addr()?,
+            metrics_listen = %metrics_listener.local_addr()?,
+            mutation_mode = %config.mutation_mode,
+            "secrets-init-webhook serving"
+        );
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let tls_task = tokio::spawn(serve_tls(
+            tls_listener,
+            acceptor,
+            app,
+            config.read_timeout,
+            config.shutdown_timeout,
+            stop_rx.clone(),
+        ));
+        let (metrics_stop_tx, mut metrics_stop_rx) = watch::channel(false);
+        let metrics_task = tokio::spawn(async move {
+            let served = axum::serve(metrics_listener, metrics_router(metrics))
+                .with_graceful_shutdown(async move {
+                    let _ = metrics_stop_rx.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        });
+
+        shutdown.await;
+        readiness.set(false);
+        tracing::info!(
+            delay = %humantime::format_duration(config.shutdown_delay),
+            timeout = %humantime::format_duration(config.shutdown_timeout),
+            "shutdown requested: /readyz now reports 503; still serving during the delay"
+        );
+        tokio::time::sleep(config.shutdown_delay).await;
+        let _ = stop_tx.send(true);
+        if let Err(e) = tls_task.await {
+            tracing::error!(error = %e, "TLS server task failed");
+        }
+        let _ = metrics_stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), metrics_task).await;
+        if let Some(t) = reload_task {
+            t.abort();
+        }
+        tracing::info!("secrets-init-webhook stopped");
+        Ok(())
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    read_timeout: Duration,
+    shutdown_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let watcher = graceful.watcher();
+                    let acceptor = acceptor.clone();
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        if let Some(conn) = handshake(acceptor, tcp, peer, read_timeout).await {
+                            serve_connection(conn, app, read_timeout, watcher).await;
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+        }
+    }
+    drop(listener);
+    tracing::info!(
+        connections = graceful.count(),
+        "listener closed; waiting for in-flight requests"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(shutdown_timeout) => tracing::warn!(
+            timeout = %humantime::format_duration(shutdown_timeout),
+            "connections still open after --shutdown-timeout; exiting anyway"
+        ),
+    }
+}
+
+async fn handshake(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    read_timeout: Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let _ = tcp.set_nodelay(true);
+    match tokio::time::timeout(read_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake not completed within --read-timeout");
+            None
+        }
+    }
+}
+
+async fn serve_connection(
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    app: Router,
+    read_timeout: Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let info = ConnectionInfo {
+        client_cert_verified: tls.get_ref().1.peer_certificates().is_some(),
+    };
+    let service = app.map_request(move |mut req: http::Request<Incoming>| {
+        req.extensions_mut().insert(info);
+        req
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(service));
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = term => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// Binds with the configuration and serves until SIGTERM/SIGINT.
+pub async fn run(config: Config) -> Result<(), Error> {
+    Server::bind(config).await?.serve(shutdown_signal()).await
+}
