@@ -1,33 +1,33 @@
 //! The one place that connects the webhook to its collaborators: `mutation_modes` (the pure
 //! pod mutation) and `images` (the registry client behind a cache).
 //!
-//! Everything else in the webhook speaks [`Outcome`] and [`MutationSettings`], so a change
+//! Everything else in the webhook speaks [`Outcome`] and `MutationConfig` (built by [`mutation_config`]), so a change
 //! of those libraries' interfaces is a change of this file only.
 
 use k8s_openapi::api::core::v1::Pod;
-use mutation_modes::{ImageConfig, ImageConfigError, ImageConfigSource, Platform};
+use mutation_modes::{
+    Decision, ImageConfig, ImageConfigError, ImageConfigSource, ModeKind, MutationConfig, Platform,
+};
 
 use crate::Error;
 use crate::config::Config;
 
-/// What the mutation needs from the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MutationSettings {
-    pub default_mode: String,
-    pub secrets_init_image: String,
-    pub default_region: Option<String>,
-    pub image_swap_template: String,
-}
-
-impl MutationSettings {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            default_mode: config.mutation_mode.clone(),
-            secrets_init_image: config.secrets_init_image.clone(),
-            default_region: config.aws_region.clone(),
-            image_swap_template: config.image_swap_template.clone(),
-        }
-    }
+/// The mutation's settings from the configuration, checked once at start-up (a bad
+/// `--secrets-init-image`, `--aws-region` or `--image-swap-template` stops the webhook
+/// instead of denying every pod).
+pub fn mutation_config(config: &Config) -> Result<MutationConfig, Error> {
+    let default_mode: ModeKind = config
+        .mutation_mode
+        .parse()
+        .map_err(|e| Error::Config(format!("--mutation-mode: {e}")))?;
+    let mc = MutationConfig {
+        default_mode,
+        secrets_init_image: config.secrets_init_image.clone(),
+        default_region: config.aws_region.clone(),
+        image_swap_template: config.image_swap_template.clone(),
+    };
+    mc.validate().map_err(|e| Error::Config(e.to_string()))?;
+    Ok(mc)
 }
 
 /// The decision about one pod.
@@ -51,12 +51,23 @@ pub enum Outcome {
 /// Decides about one pod.
 pub async fn mutate<S: ImageConfigSource>(
     pod: &Pod,
-    settings: &MutationSettings,
+    config: &MutationConfig,
     images: &S,
 ) -> Outcome {
-    let _ = (pod, settings, images);
-    Outcome::Denied {
-        message: "secrets-init-webhook: pod mutation is not available in this build".into(),
+    match mutation_modes::mutate_pod(pod, config, images).await {
+        Ok(Decision::Skipped { reason, warnings }) => Outcome::Skipped { reason, warnings },
+        Ok(Decision::Mutated {
+            mode,
+            patch,
+            warnings,
+        }) => Outcome::Mutated {
+            mode: mode.to_string(),
+            patch,
+            warnings,
+        },
+        Err(e) => Outcome::Denied {
+            message: e.to_string(),
+        },
     }
 }
 

@@ -12,7 +12,6 @@ use axum::routing::{get, post};
 use mutation_modes::ImageConfigSource;
 use tower::ServiceBuilder;
 
-use crate::glue::MutationSettings;
 use crate::layers::{self, auth::Auth, concurrency::Guard};
 use crate::metrics::Metrics;
 
@@ -57,7 +56,7 @@ impl<S> std::ops::Deref for AppState<S> {
 #[derive(Debug)]
 pub struct Inner<S> {
     pub images: S,
-    pub mutation: MutationSettings,
+    pub mutation: mutation_modes::MutationConfig,
     pub metrics: Metrics,
     pub readiness: Readiness,
     pub auth: Auth,

@@ -31,7 +31,7 @@ use tower::ServiceExt;
 
 use crate::Error;
 use crate::config::Config;
-use crate::glue::{self, MutationSettings};
+use crate::glue;
 use crate::layers::auth::{Auth, BearerToken, ConnectionInfo};
 use crate::metrics::Metrics;
 use crate::router::{AppState, Inner, Readiness, metrics_router, router};
@@ -105,7 +105,7 @@ impl Server {
         let readiness = Readiness::new(true);
         let app = router(AppState::new(Inner {
             images,
-            mutation: MutationSettings::from_config(&config),
+            mutation: glue::mutation_config(&config)?,
             metrics: metrics.clone(),
             readiness: readiness.clone(),
             auth,
