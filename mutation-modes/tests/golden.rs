@@ -77,6 +77,7 @@ async fn run(dir: &Path, mode: ModeKind) -> (Outcome, Option<Value>) {
                 "{}: unexpected warnings {warnings:?}",
                 dir.display()
             );
+            check_patch_shape(dir, used, &patch);
             let mut doc = input.clone();
             json_patch::patch(&mut doc, &patch).unwrap_or_else(|e| {
                 panic!(
@@ -113,6 +114,62 @@ async fn run(dir: &Path, mode: ModeKind) -> (Outcome, Option<Value>) {
             .insert(file_name("lookups", mode), calls.join("\n") + "\n");
     }
     (out, patched)
+}
+
+/// The patch edits the user's containers in place (never replaces or removes one whole, which
+/// would drop fields this crate does not know), escapes `/` in the annotation key, and inserts
+/// the init container with one final `add`.
+fn check_patch_shape(dir: &Path, mode: ModeKind, patch: &json_patch::Patch) {
+    use json_patch::PatchOperation as Op;
+    let paths: Vec<(String, &str)> = patch
+        .0
+        .iter()
+        .map(|op| {
+            let kind = match op {
+                Op::Add(_) => "add",
+                Op::Remove(_) => "remove",
+                Op::Replace(_) => "replace",
+                _ => "other",
+            };
+            (op.path().to_string(), kind)
+        })
+        .collect();
+    let whole_container = |p: &str| {
+        ["/spec/containers/", "/spec/initContainers/"]
+            .iter()
+            .any(|prefix| {
+                p.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit()))
+            })
+    };
+    for (path, kind) in &paths {
+        assert!(
+            *kind != "other",
+            "{}: unexpected op at {path}",
+            dir.display()
+        );
+        let ours = *kind == "add" && path == "/spec/initContainers/0";
+        assert!(
+            !whole_container(path) || ours,
+            "{}: the patch {kind}s a whole container at {path}",
+            dir.display()
+        );
+    }
+    assert!(
+        paths
+            .iter()
+            .any(|(p, k)| p == "/metadata/annotations/secretsinit.io~1injected" && *k == "add"),
+        "{}: no add of the injected annotation: {paths:?}",
+        dir.display()
+    );
+    let last = paths.last().map(|(p, _)| p.as_str()).unwrap_or_default();
+    let inserts = last == "/spec/initContainers/0" || last == "/spec/initContainers";
+    assert_eq!(
+        inserts,
+        mode == ModeKind::InitContainer,
+        "{}: last op {last}",
+        dir.display()
+    );
 }
 
 fn cases() -> Vec<std::path::PathBuf> {
