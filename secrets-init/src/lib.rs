@@ -1,1 +1,237 @@
-//! secrets-init library.
+//! secrets-init: resolve AWS Secrets Manager placeholders in the environment, then
+//! `execve()` the real program, which keeps this PID (contract §2–§3).
+//!
+//! - [`placeholder`]: the grammar (pure);
+//! - [`extract`]: taking a key or JSON Pointer out of a secret (pure);
+//! - [`resolve`]: from the container's env to the program's env (pure but for the fetch);
+//! - [`fetch`]: batched, de-duplicated, concurrent Secrets Manager calls;
+//! - [`aws`]: SDK set-up with compiled-in trust roots;
+//! - [`exec`], [`install`], [`probe`], [`report`], [`cli`].
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub mod aws;
+pub mod cli;
+pub mod exec;
+pub mod extract;
+pub mod fetch;
+pub mod install;
+pub mod placeholder;
+pub mod probe;
+pub mod report;
+pub mod resolve;
+
+use cli::{Cli, Command};
+use resolve::Problem;
+
+/// Exit codes (contract §3).
+pub mod exit {
+    pub const RESOLVE_FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NOT_EXECUTABLE: u8 = 126;
+    pub const NOT_FOUND: u8 = 127;
+}
+
+/// The crate's errors. None of them ever holds a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("malformed placeholder: {0}")]
+    Malformed(String),
+    #[error("install failed: {0}")]
+    Install(String),
+    #[error("AWS configuration: {0}")]
+    Config(String),
+}
+
+/// Runs secrets-init with this process's arguments and environment. Returns only when it
+/// does not exec.
+pub fn main_entry() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = err.exit_code();
+            let _ = err.print();
+            return ExitCode::from(if code == 0 { 0 } else { exit::USAGE });
+        }
+    };
+    let level = std::env::var("SECRETS_INIT_LOG_LEVEL").ok();
+    report::init_logging(cli.options.log_format, level.as_deref());
+
+    if let Some(Command::Install { dir }) = &cli.command {
+        return match install::install(dir) {
+            Ok(path) => {
+                tracing::info!("installed {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                tracing::error!("{err}");
+                ExitCode::from(exit::RESOLVE_FAILED)
+            }
+        };
+    }
+    ExitCode::from(run(cli))
+}
+
+fn fail(cli: &Cli, code: u8, headline: &str, problems: &[Problem]) -> u8 {
+    if problems.is_empty() {
+        tracing::error!("{headline}");
+    } else {
+        report::log_problems(problems);
+        tracing::error!("{headline}");
+    }
+    report::write_termination_log(
+        &cli.options.termination_log,
+        &report::summary(headline, problems),
+    );
+    code
+}
+
+fn run(cli: Cli) -> u8 {
+    let options = &cli.options;
+    let batch = match options.batch(std::env::var("SECRETS_INIT_BATCH").ok().as_deref()) {
+        Ok(b) => b,
+        Err(msg) => return fail(&cli, exit::USAGE, &msg, &[]),
+    };
+    let Some((program, args)) = cli.program.split_first() else {
+        return fail(
+            &cli,
+            exit::USAGE,
+            "no program given: secrets-init [OPTIONS] -- <PROGRAM> [ARGS]...",
+            &[],
+        );
+    };
+
+    let original_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let parsed = resolve::parse_env(original_env.iter().cloned());
+    if !parsed.malformed.is_empty() {
+        let headline = format!(
+            "{} environment variable(s) hold a malformed placeholder (the form is awssm:<secret-id>[#<key>[#<version>]])",
+            parsed.malformed.len()
+        );
+        return fail(&cli, exit::USAGE, &headline, &parsed.malformed);
+    }
+    if !parsed.legacy.is_empty() {
+        tracing::info!(
+            "{} use the legacy awssm:// form; it keeps working, and awssm:<secret-id> is the current spelling",
+            parsed.legacy.join(", ")
+        );
+    }
+
+    let prefilled = if options.probe {
+        probe::take_from_main_process(&options.probe_environ, &parsed.templates)
+    } else {
+        Default::default()
+    };
+
+    let variables = parsed.templates.len();
+    let resolved = if variables == 0 {
+        resolve::render(
+            parsed,
+            prefilled,
+            options.ignore_missing,
+            &Default::default(),
+        )
+    } else {
+        // The container's environment belongs to the app: what is not ours to use is hidden
+        // from the AWS SDK (which reads this process's environment) before anything starts.
+        for name in aws::vars_not_for_us(&original_env) {
+            // SAFETY: no other thread exists yet; the async runtime is built below.
+            unsafe { std::env::remove_var(&name) };
+        }
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(err) => {
+                return fail(
+                    &cli,
+                    exit::RESOLVE_FAILED,
+                    &format!("cannot start: {err}"),
+                    &[],
+                );
+            }
+        };
+        let region = options.region.clone();
+        let fetch_options = fetch::FetchOptions { batch };
+        let ignore_missing = options.ignore_missing;
+        let work = async move {
+            let sdk = aws::load_config(region).await?;
+            let fetcher = fetch::Fetcher::new(sdk, fetch_options);
+            Ok::<_, Error>(
+                resolve::resolve(parsed, prefilled, ignore_missing, |keys| async move {
+                    fetcher.fetch_all(&keys).await
+                })
+                .await,
+            )
+        };
+        let outcome = runtime.block_on(async { tokio::time::timeout(options.timeout, work).await });
+        drop(runtime);
+        match outcome {
+            Ok(Ok(resolved)) => resolved,
+            Ok(Err(err)) => return fail(&cli, exit::RESOLVE_FAILED, &err.to_string(), &[]),
+            Err(_) => {
+                let headline = format!(
+                    "timed out after {:?} resolving {variables} placeholder variable(s); raise --timeout or check network access to Secrets Manager",
+                    options.timeout
+                );
+                return fail(&cli, exit::RESOLVE_FAILED, &headline, &[]);
+            }
+        }
+    };
+
+    for p in &resolved.ignored {
+        tracing::warn!(
+            variable = %p.variable,
+            reference = p.reference.as_deref().unwrap_or(""),
+            code = %p.code,
+            "{p}; set to the empty string (--ignore-missing)"
+        );
+    }
+    if !resolved.problems.is_empty() {
+        let headline = format!(
+            "{} placeholder(s) could not be resolved; the program was not started",
+            resolved.problems.len()
+        );
+        return fail(&cli, exit::RESOLVE_FAILED, &headline, &resolved.problems);
+    }
+    tracing::debug!("resolved {variables} variable(s)");
+
+    let args = if options.expand_args {
+        exec::expand_args(args, &resolved.env)
+    } else {
+        args.to_vec()
+    };
+    let err = exec::exec(program, &args, &resolved.env);
+    let code = exec::exit_code_for(&err);
+    let what = if code == exit::NOT_FOUND {
+        "not found".to_owned()
+    } else {
+        format!("not executable ({err})")
+    };
+    let path_hint = if program.to_string_lossy().contains('/') {
+        String::new()
+    } else {
+        format!(
+            " in PATH={}",
+            original_env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+                .map(|v| if placeholder::is_placeholder(&v) {
+                    "(a placeholder)".into()
+                } else {
+                    v
+                })
+                .unwrap_or_else(|| "(unset)".into())
+        )
+    };
+    let headline = format!(
+        "cannot execute {}: {what}{path_hint}",
+        program.to_string_lossy()
+    );
+    fail(&cli, code, &headline, &[])
+}

@@ -1,0 +1,196 @@
+//! The command line (contract §3). Every option is also an `SECRETS_INIT_*` variable; the
+//! flag wins.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Resolve AWS Secrets Manager placeholders in the environment, then exec the program.
+///
+/// Variables whose value starts with `awssm:` or contains `${awssm:…}` are resolved:
+/// awssm:<secret-id>[#<key>[#<version>]]. The program then replaces secrets-init (same
+/// PID) with the real values in its environment.
+#[derive(Debug, Parser)]
+#[command(
+    name = "secrets-init",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    override_usage = "secrets-init [OPTIONS] [--] <PROGRAM> [ARGS]...\n       secrets-init install <DIR>"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub options: Options,
+
+    /// The program to exec, and its arguments (a name without `/` is looked up in PATH).
+    #[arg(value_name = "PROGRAM", required = true, trailing_var_arg = true)]
+    pub program: Vec<OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy this executable to DIR/secrets-init (mode 0555, atomic rename).
+    Install {
+        /// Target directory (an emptyDir shared with the app containers).
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Options {
+    /// AWS region for secret names (an ARN's own region always wins).
+    #[arg(long, env = "SECRETS_INIT_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// A secret, version, key or pointer that does not exist, or that access is denied to,
+    /// becomes the empty string (with a warning). Other failures still fail.
+    #[arg(long, env = "SECRETS_INIT_IGNORE_MISSING")]
+    pub ignore_missing: bool,
+
+    /// Total deadline for resolution in seconds, retries included.
+    #[arg(long, env = "SECRETS_INIT_TIMEOUT", value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    /// Log format on stderr.
+    #[arg(
+        long,
+        env = "SECRETS_INIT_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
+    /// Never use BatchGetSecretValue (SECRETS_INIT_BATCH=false does the same).
+    #[arg(long)]
+    pub no_batch: bool,
+
+    /// Expand $(VAR) in the program's arguments with the resolved environment, as
+    /// Kubernetes does ($$ gives $).
+    #[arg(long, env = "SECRETS_INIT_EXPAND_ARGS")]
+    pub expand_args: bool,
+
+    /// For exec probes: take values from the main process (/proc/1/environ) where it has
+    /// them resolved, and resolve only the rest.
+    #[arg(long, env = "SECRETS_INIT_PROBE")]
+    pub probe: bool,
+
+    /// Where to write a failure summary (Kubernetes terminationMessagePath); skipped when
+    /// not writable.
+    #[arg(
+        long,
+        env = "SECRETS_INIT_TERMINATION_LOG",
+        value_name = "PATH",
+        default_value = "/dev/termination-log"
+    )]
+    pub termination_log: PathBuf,
+
+    /// Where --probe reads the main process's environment (for tests).
+    #[arg(
+        long,
+        env = "SECRETS_INIT_PROBE_ENVIRON",
+        default_value = "/proc/1/environ",
+        hide = true
+    )]
+    pub probe_environ: PathBuf,
+}
+
+impl Options {
+    /// Batching is on unless `--no-batch`, or `SECRETS_INIT_BATCH` says false.
+    pub fn batch(&self, env_batch: Option<&str>) -> Result<bool, String> {
+        if self.no_batch {
+            return Ok(false);
+        }
+        match env_batch.map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(true),
+            Some(v) if ["true", "1", "yes", "on", ""].contains(&v.as_str()) => Ok(true),
+            Some(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => Ok(false),
+            Some(v) => Err(format!(
+                "SECRETS_INIT_BATCH={v:?} is not a boolean: use true or false"
+            )),
+        }
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds (e.g. 30)"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("{text:?} must be between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("secrets-init").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn program_and_args_are_kept_verbatim() {
+        let cli = parse(&["--region", "eu-west-1", "sh", "-c", "echo --region x"]).unwrap();
+        assert_eq!(cli.options.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(cli.program, ["sh", "-c", "echo --region x"]);
+        let cli = parse(&["--ignore-missing", "--", "install", "-m", "0755"]).unwrap();
+        assert!(cli.options.ignore_missing);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.program, ["install", "-m", "0755"]);
+    }
+
+    #[test]
+    fn install_subcommand() {
+        let cli = parse(&["install", "/secrets-init-bin"]).unwrap();
+        match cli.command {
+            Some(Command::Install { dir }) => assert_eq!(dir, PathBuf::from("/secrets-init-bin")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn usage_errors() {
+        for args in [
+            &[][..],
+            &["--timeout", "abc", "true"],
+            &["--log-format", "xml", "true"],
+            &["--bogus", "true"],
+        ] {
+            let err = parse(args).expect_err(&format!("{args:?}"));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_seconds("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_seconds("2.5s").unwrap(), Duration::from_millis(2500));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+    }
+
+    #[test]
+    fn batch_setting() {
+        let cli = parse(&["true"]).unwrap();
+        assert_eq!(cli.options.batch(None), Ok(true));
+        assert_eq!(cli.options.batch(Some("false")), Ok(false));
+        assert_eq!(cli.options.batch(Some("TRUE")), Ok(true));
+        assert!(cli.options.batch(Some("maybe")).is_err());
+        let cli = parse(&["--no-batch", "true"]).unwrap();
+        assert_eq!(cli.options.batch(Some("true")), Ok(false));
+    }
+}

@@ -1,0 +1,359 @@
+//! Fetching secrets from AWS Secrets Manager (contract §3, "Fetching").
+//!
+//! Each distinct (secret id, version) is fetched once. Per region, two or more distinct
+//! current-version ids go through `BatchGetSecretValue` in chunks of 20; a single one and
+//! every versioned reference through `GetSecretValue`. All calls run concurrently. A batch
+//! call that fails as a whole (throttled, denied, anything) is not retried: its ids are
+//! fetched at once with `GetSecretValue`, which many IAM policies allow on its own.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_types::retry::RetryConfig;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use zeroize::Zeroizing;
+
+use crate::placeholder::{FetchKey, Version};
+
+/// At most this many ids per `BatchGetSecretValue` call (the API's limit for `SecretIdList`).
+pub const BATCH_SIZE: usize = 20;
+/// At most this many API calls in flight at once.
+const MAX_IN_FLIGHT: usize = 16;
+
+/// A secret's text. `Debug` never shows it; the memory is wiped when dropped.
+#[derive(Clone)]
+pub struct SecretText(Zeroizing<String>);
+
+impl SecretText {
+    pub fn new(text: String) -> Self {
+        Self(Zeroizing::new(text))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretText(<redacted>)")
+    }
+}
+
+/// Why a secret could not be had. Never holds a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchFailure {
+    /// The AWS error code (`ResourceNotFoundException`, …) or one of ours
+    /// (`NetworkError`, `NoRegion`, `SecretBinaryNotText`).
+    pub code: String,
+    pub message: String,
+    /// The secret or version does not exist, or access to it is denied:
+    /// `--ignore-missing` may turn it into an empty value.
+    pub missing: bool,
+}
+
+impl FetchFailure {
+    fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        let code = code.into();
+        let missing = matches!(
+            code.as_str(),
+            "ResourceNotFoundException" | "AccessDeniedException" | "DecryptionFailure"
+        );
+        Self {
+            code,
+            message: message.into(),
+            missing,
+        }
+    }
+
+    fn from_sdk<E, R>(err: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: fmt::Debug,
+    {
+        match err {
+            SdkError::ServiceError(_) => Self::new(
+                err.code().unwrap_or("UnknownError"),
+                err.message().unwrap_or("no message from AWS"),
+            ),
+            SdkError::TimeoutError(_) => Self::new("Timeout", "the request to AWS timed out"),
+            SdkError::DispatchFailure(_) => {
+                Self::new("NetworkError", format!("{}", DisplayErrorContext(err)))
+            }
+            _ => Self::new(
+                err.code().unwrap_or("RequestFailed"),
+                format!("{}", DisplayErrorContext(err)),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for FetchFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+pub type FetchResult = Result<SecretText, FetchFailure>;
+
+/// How the calls are made.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Use `BatchGetSecretValue` for two or more current-version ids (`--no-batch` turns it off).
+    pub batch: bool,
+}
+
+/// Secrets Manager clients, one per region, sharing one SDK config.
+#[derive(Debug)]
+pub struct Fetcher {
+    sdk: aws_config::SdkConfig,
+    options: FetchOptions,
+}
+
+impl Fetcher {
+    pub fn new(sdk: aws_config::SdkConfig, options: FetchOptions) -> Self {
+        Self { sdk, options }
+    }
+
+    fn client(&self, region: Option<&str>) -> Client {
+        let mut config = aws_sdk_secretsmanager::config::Builder::from(&self.sdk);
+        if let Some(region) = region {
+            config = config.region(aws_config::Region::new(region.to_owned()));
+        }
+        Client::from_conf(config.build())
+    }
+
+    /// Fetches every key once; the map has an entry for each.
+    pub async fn fetch_all(&self, keys: &BTreeSet<FetchKey>) -> BTreeMap<FetchKey, FetchResult> {
+        let default_region = self.sdk.region().map(|r| r.as_ref().to_owned());
+        let mut results = BTreeMap::new();
+        let mut by_region: BTreeMap<String, (Vec<FetchKey>, Vec<FetchKey>)> = BTreeMap::new();
+        for key in keys {
+            let region = key
+                .arn_region()
+                .map(str::to_owned)
+                .or_else(|| default_region.clone());
+            let Some(region) = region else {
+                results.insert(
+                    key.clone(),
+                    Err(FetchFailure::new(
+                        "NoRegion",
+                        "no AWS region is known: pass --region (pod annotation secretsinit.io/aws-region), set AWS_REGION, or use the secret's full ARN",
+                    )),
+                );
+                continue;
+            };
+            let (current, versioned) = by_region.entry(region).or_default();
+            match key.version {
+                Version::Current => current.push(key.clone()),
+                _ => versioned.push(key.clone()),
+            }
+        }
+
+        let mut calls: Vec<BoxFuture<'static, Vec<(FetchKey, FetchResult)>>> = Vec::new();
+        for (region, (current, versioned)) in by_region {
+            let client = self.client(Some(&region));
+            if self.options.batch && current.len() >= 2 {
+                for chunk in current.chunks(BATCH_SIZE) {
+                    calls.push(Box::pin(batch_get(client.clone(), chunk.to_vec())));
+                }
+            } else {
+                for key in current {
+                    calls.push(Box::pin(single(client.clone(), key)));
+                }
+            }
+            for key in versioned {
+                calls.push(Box::pin(single(client.clone(), key)));
+            }
+        }
+        let mut stream = futures::stream::iter(calls).buffer_unordered(MAX_IN_FLIGHT);
+        while let Some(batch) = stream.next().await {
+            results.extend(batch);
+        }
+        results
+    }
+}
+
+async fn single(client: Client, key: FetchKey) -> Vec<(FetchKey, FetchResult)> {
+    let result = get_secret_value(&client, &key).await;
+    vec![(key, result)]
+}
+
+async fn get_secret_value(client: &Client, key: &FetchKey) -> FetchResult {
+    let mut request = client.get_secret_value().secret_id(&key.secret_id);
+    request = match &key.version {
+        Version::Current => request,
+        Version::Stage(stage) => request.version_stage(stage),
+        Version::Id(id) => request.version_id(id),
+    };
+    match request.send().await {
+        Ok(out) => secret_text(out.secret_string(), out.secret_binary()),
+        Err(err) => Err(FetchFailure::from_sdk(&err)),
+    }
+}
+
+async fn batch_get(client: Client, keys: Vec<FetchKey>) -> Vec<(FetchKey, FetchResult)> {
+    let ids: Vec<String> = keys.iter().map(|k| k.secret_id.clone()).collect();
+    let mut found: HashMap<String, FetchResult> = HashMap::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        let response = client
+            .batch_get_secret_value()
+            .set_secret_id_list(Some(ids.clone()))
+            .set_next_token(next_token.take())
+            .customize()
+            .config_override(
+                aws_sdk_secretsmanager::config::Builder::default()
+                    .retry_config(RetryConfig::disabled()),
+            )
+            .send()
+            .await;
+        let out = match response {
+            Ok(out) => out,
+            Err(err) => {
+                let failure = FetchFailure::from_sdk(&err);
+                tracing::debug!(
+                    code = %failure.code,
+                    secrets = ids.len(),
+                    "BatchGetSecretValue failed as a whole ({failure}); fetching these {} secrets with GetSecretValue instead",
+                    ids.len()
+                );
+                return fetch_each(&client, keys).await;
+            }
+        };
+        for entry in out.secret_values() {
+            let result = secret_text(entry.secret_string(), entry.secret_binary());
+            // The response names each secret by name and ARN; a request may have used either.
+            for id in [entry.name(), entry.arn()].into_iter().flatten() {
+                if ids.iter().any(|wanted| wanted == id) {
+                    found.insert(id.to_owned(), result.clone());
+                }
+            }
+        }
+        for error in out.errors() {
+            if let Some(id) = error.secret_id() {
+                found.insert(
+                    id.to_owned(),
+                    Err(FetchFailure::new(
+                        error.error_code().unwrap_or("UnknownError"),
+                        error.message().unwrap_or("no message from AWS"),
+                    )),
+                );
+            }
+        }
+        match out.next_token() {
+            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+            _ => break,
+        }
+    }
+    // Ids the response did not name (a partial ARN, say) are fetched one by one.
+    let (answered, unanswered): (Vec<_>, Vec<_>) = keys
+        .into_iter()
+        .partition(|k| found.contains_key(&k.secret_id));
+    let mut results: Vec<(FetchKey, FetchResult)> = answered
+        .into_iter()
+        .map(|k| {
+            let result = found
+                .get(&k.secret_id)
+                .cloned()
+                .unwrap_or_else(|| Err(FetchFailure::new("UnknownError", "missing from response")));
+            (k, result)
+        })
+        .collect();
+    if !unanswered.is_empty() {
+        tracing::debug!(
+            secrets = unanswered.len(),
+            "BatchGetSecretValue did not name these ids in its answer; fetching them with GetSecretValue"
+        );
+        results.extend(fetch_each(&client, unanswered).await);
+    }
+    results
+}
+
+async fn fetch_each(client: &Client, keys: Vec<FetchKey>) -> Vec<(FetchKey, FetchResult)> {
+    futures::stream::iter(keys)
+        .map(|key| async move {
+            let result = get_secret_value(client, &key).await;
+            (key, result)
+        })
+        .buffer_unordered(MAX_IN_FLIGHT)
+        .collect()
+        .await
+}
+
+/// SecretString as is; SecretBinary when it is UTF-8 text without NUL.
+fn secret_text(string: Option<&str>, binary: Option<&aws_smithy_types::Blob>) -> FetchResult {
+    if let Some(s) = string {
+        return Ok(SecretText::new(s.to_owned()));
+    }
+    if let Some(blob) = binary {
+        let bytes = Zeroizing::new(blob.as_ref().to_vec());
+        return match std::str::from_utf8(&bytes) {
+            Ok(text) if !text.contains('\0') => Ok(SecretText::new(text.to_owned())),
+            Ok(_) => Err(binary_failure("contains a NUL byte")),
+            Err(_) => Err(binary_failure("is not valid UTF-8")),
+        };
+    }
+    Err(FetchFailure::new(
+        "EmptySecret",
+        "the secret version has neither SecretString nor SecretBinary",
+    ))
+}
+
+fn binary_failure(why: &str) -> FetchFailure {
+    FetchFailure::new(
+        "SecretBinaryNotText",
+        format!(
+            "the secret is stored as SecretBinary that {why}; only text can go into an environment variable (store it as SecretString, e.g. base64-encoded)"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_types::Blob;
+
+    #[test]
+    fn binary_secrets() {
+        let text = secret_text(None, Some(&Blob::new(br#"{"k":"v"}"#.to_vec()))).unwrap();
+        assert_eq!(text.expose(), r#"{"k":"v"}"#);
+        let err = secret_text(None, Some(&Blob::new(vec![0xff, 0xfe]))).unwrap_err();
+        assert_eq!(err.code, "SecretBinaryNotText");
+        assert!(err.message.contains("not valid UTF-8"));
+        assert!(!err.missing);
+        let err = secret_text(None, Some(&Blob::new(b"a\0b".to_vec()))).unwrap_err();
+        assert!(err.message.contains("NUL"));
+        assert_eq!(secret_text(Some("s"), None).unwrap().expose(), "s");
+        assert_eq!(secret_text(None, None).unwrap_err().code, "EmptySecret");
+    }
+
+    #[test]
+    fn failure_classification() {
+        for code in [
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+            "DecryptionFailure",
+        ] {
+            assert!(FetchFailure::new(code, "").missing, "{code}");
+        }
+        for code in [
+            "ThrottlingException",
+            "InternalServiceError",
+            "NetworkError",
+            "Timeout",
+            "InvalidRequestException",
+            "NoRegion",
+        ] {
+            assert!(!FetchFailure::new(code, "").missing, "{code}");
+        }
+    }
+
+    #[test]
+    fn secret_text_debug_is_redacted() {
+        let s = SecretText::new("hunter2".into());
+        assert_eq!(format!("{s:?}"), "SecretText(<redacted>)");
+    }
+}

@@ -1,0 +1,226 @@
+//! From the container's environment to the program's: parse placeholders, plan the
+//! fetches, render values, collect problems. Pure except for the fetch function passed in.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::future::Future;
+
+use zeroize::Zeroizing;
+
+use crate::extract::{ExtractError, extract};
+use crate::fetch::{FetchFailure, FetchResult};
+use crate::placeholder::{FetchKey, Template, parse_value, uses_legacy_form};
+
+/// Variables with this prefix configure secrets-init and are removed from the program's env.
+pub const OWN_PREFIX: &str = "SECRETS_INIT_";
+
+/// One thing that went wrong for one variable. Never holds a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub variable: String,
+    /// The placeholder reference as written (`awssm:prod/db#user`), when there is one.
+    pub reference: Option<String>,
+    /// AWS error code or one of ours (`MalformedPlaceholder`, `KeyNotFound`, …).
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.reference {
+            Some(r) => write!(
+                f,
+                "{}: {}: {}: {}",
+                self.variable, r, self.code, self.message
+            ),
+            None => write!(f, "{}: {}: {}", self.variable, self.code, self.message),
+        }
+    }
+}
+
+/// The container's environment, split into what is kept as is and what needs resolving.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The program's environment in order; `None` marks a variable still to be resolved.
+    pub entries: Vec<(OsString, Option<OsString>)>,
+    pub templates: BTreeMap<String, Template>,
+    /// Malformed placeholders (exit 2).
+    pub malformed: Vec<Problem>,
+    /// Variables written in the legacy `awssm://` form (for a migration hint).
+    pub legacy: Vec<String>,
+}
+
+/// Splits the environment; `SECRETS_INIT_*` variables are dropped.
+pub fn parse_env(env: impl IntoIterator<Item = (OsString, OsString)>) -> Parsed {
+    let mut parsed = Parsed::default();
+    for (name, value) in env {
+        let name_text = name.to_string_lossy().into_owned();
+        if name_text.starts_with(OWN_PREFIX) {
+            continue;
+        }
+        let Some(text) = value.to_str() else {
+            let bytes = value.as_encoded_bytes();
+            if contains(bytes, b"awssm:") {
+                parsed.malformed.push(Problem {
+                    variable: name_text,
+                    reference: None,
+                    code: "MalformedPlaceholder".into(),
+                    message: "the value is not valid UTF-8, so its placeholder cannot be read"
+                        .into(),
+                });
+            }
+            parsed.entries.push((name, Some(value)));
+            continue;
+        };
+        match parse_value(text) {
+            Ok(None) => parsed.entries.push((name, Some(value))),
+            Ok(Some(template)) => {
+                if uses_legacy_form(text) {
+                    parsed.legacy.push(name_text.clone());
+                }
+                parsed.templates.insert(name_text, template);
+                parsed.entries.push((name, None));
+            }
+            Err(err) => {
+                parsed.malformed.push(Problem {
+                    variable: name_text,
+                    reference: None,
+                    code: "MalformedPlaceholder".into(),
+                    message: err.to_string(),
+                });
+                parsed.entries.push((name, Some(value)));
+            }
+        }
+    }
+    parsed
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The result of resolving.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    pub env: Vec<(OsString, OsString)>,
+    pub problems: Vec<Problem>,
+    /// Placeholders that `--ignore-missing` turned into empty values: (variable, reference, why).
+    pub ignored: Vec<Problem>,
+}
+
+/// Resolves every template. `prefilled` holds values taken elsewhere (`--probe`); the rest is
+/// fetched with `fetch`, each distinct (secret id, version) once.
+pub async fn resolve<F, Fut>(
+    parsed: Parsed,
+    prefilled: HashMap<String, String>,
+    ignore_missing: bool,
+    fetch: F,
+) -> Resolved
+where
+    F: FnOnce(BTreeSet<FetchKey>) -> Fut,
+    Fut: Future<Output = BTreeMap<FetchKey, FetchResult>>,
+{
+    let keys: BTreeSet<FetchKey> = parsed
+        .templates
+        .iter()
+        .filter(|(name, _)| !prefilled.contains_key(*name))
+        .flat_map(|(_, t)| t.refs().map(|r| r.fetch.clone()))
+        .collect();
+    let fetched = if keys.is_empty() {
+        BTreeMap::new()
+    } else {
+        fetch(keys).await
+    };
+    render(parsed, prefilled, ignore_missing, &fetched)
+}
+
+/// Renders values from fetched secrets. Pure.
+pub fn render(
+    parsed: Parsed,
+    mut prefilled: HashMap<String, String>,
+    ignore_missing: bool,
+    fetched: &BTreeMap<FetchKey, FetchResult>,
+) -> Resolved {
+    let mut out = Resolved::default();
+    let mut values: HashMap<String, String> = HashMap::new();
+    for (name, template) in &parsed.templates {
+        if let Some(value) = prefilled.remove(name) {
+            values.insert(name.clone(), value);
+            continue;
+        }
+        let mut failed = false;
+        let mut pieces: Zeroizing<Vec<String>> = Zeroizing::new(Vec::new());
+        for reference in template.refs() {
+            let outcome: Result<String, (String, String, bool)> =
+                match fetched.get(&reference.fetch) {
+                    Some(Ok(text)) => extract(text.expose(), &reference.key).map_err(|e| {
+                        let missing = e.is_missing();
+                        (extract_code(&e).to_owned(), e.to_string(), missing)
+                    }),
+                    Some(Err(FetchFailure {
+                        code,
+                        message,
+                        missing,
+                    })) => Err((code.clone(), message.clone(), *missing)),
+                    None => Err((
+                        "NotFetched".into(),
+                        "the secret was not fetched".into(),
+                        false,
+                    )),
+                };
+            match outcome {
+                Ok(v) => pieces.push(v),
+                Err((code, message, missing)) => {
+                    let problem = Problem {
+                        variable: name.clone(),
+                        reference: Some(reference.to_string()),
+                        code,
+                        message,
+                    };
+                    if missing && ignore_missing {
+                        out.ignored.push(problem);
+                        pieces.push(String::new());
+                    } else {
+                        out.problems.push(problem);
+                        failed = true;
+                    }
+                }
+            }
+        }
+        if failed {
+            continue;
+        }
+        let value = template.render(&pieces);
+        if value.contains('\0') {
+            out.problems.push(Problem {
+                variable: name.clone(),
+                reference: None,
+                code: "ValueContainsNul".into(),
+                message: "the resolved value contains a NUL byte, which an environment variable cannot hold".into(),
+            });
+            continue;
+        }
+        values.insert(name.clone(), value);
+    }
+    for (name, value) in parsed.entries {
+        match value {
+            Some(v) => out.env.push((name, v)),
+            None => {
+                let key = name.to_string_lossy().into_owned();
+                if let Some(v) = values.remove(&key) {
+                    out.env.push((name, OsString::from(v)));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn extract_code(err: &ExtractError) -> &'static str {
+    match err {
+        ExtractError::NotAnObject { .. } => "SecretNotJsonObject",
+        ExtractError::KeyMissing { .. } => "KeyNotFound",
+        ExtractError::PointerMissing { .. } => "PointerNotFound",
+        ExtractError::BadPointer { .. } => "MalformedPointer",
+    }
+}
