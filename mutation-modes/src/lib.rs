@@ -425,6 +425,44 @@ mod tests {
     }
 
     #[test]
+    fn platforms() {
+        use k8s_openapi::api::core::v1::PodOS;
+        let spec = |selector: &[(&str, &str)], os: Option<&str>| PodSpec {
+            node_selector: Some(
+                selector
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            os: os.map(|o| PodOS { name: o.into() }),
+            ..Default::default()
+        };
+        let cases = [
+            (spec(&[], None), "linux/amd64"),
+            (spec(&[(NODE_SELECTOR_ARCH, "arm64")], None), "linux/arm64"),
+            (
+                spec(
+                    &[(NODE_SELECTOR_OS, "linux"), (NODE_SELECTOR_ARCH, "arm64")],
+                    None,
+                ),
+                "linux/arm64",
+            ),
+            (spec(&[], Some("windows")), "windows/amd64"),
+            (
+                spec(&[(NODE_SELECTOR_OS, "linux")], Some("windows")),
+                "linux/amd64",
+            ),
+            (
+                spec(&[("topology.kubernetes.io/zone", "a")], None),
+                "linux/amd64",
+            ),
+        ];
+        for (s, want) in cases {
+            assert_eq!(platform_of(&s).to_string(), want, "{:?}", s.node_selector);
+        }
+    }
+
+    #[test]
     fn unique_names() {
         let taken: BTreeSet<&str> = ["a", "a-1", "b-1"].into();
         assert_eq!(unique_name("a", &taken), "a-2");
