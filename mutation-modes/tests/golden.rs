@@ -194,6 +194,21 @@ async fn golden_cases() {
     let mut failures = Vec::new();
     for dir in &dirs {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let known: Vec<String> = ["input.yaml", "images.yaml", "config.yaml"]
+            .map(String::from)
+            .into_iter()
+            .chain(
+                KINDS
+                    .iter()
+                    .flat_map(|k| ModeKind::ALL.map(|m| file_name(k, m))),
+            )
+            .collect();
+        for f in std::fs::read_dir(dir).unwrap() {
+            let f = f.unwrap().file_name().to_string_lossy().into_owned();
+            if !known.contains(&f) {
+                failures.push(format!("{name}/{f}: not a golden file name (typo?)"));
+            }
+        }
         for mode in ModeKind::ALL {
             let (outcome, patched) = run(dir, mode).await;
             for kind in KINDS {
