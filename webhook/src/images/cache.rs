@@ -1,0 +1,216 @@
+//! The cache in front of the registry: one fetch per (image, platform) however many admission
+//! requests ask at once, and answers from memory afterwards.
+//!
+//! Policy (all from [`ImageSourceSettings`]):
+//! - a digest reference (`repo@sha256:…`) names immutable content: kept `digest_ttl`;
+//! - a tag reference can move: kept `tag_ttl`;
+//! - a failure (not found, missing platform, auth, timeout…) is kept only `error_ttl`, so a
+//!   burst of identical pods makes one registry call, but a fixed problem is seen quickly;
+//! - at most `cache_capacity` entries (least-recently-used evicted).
+//!
+//! Concurrent lookups of one key share a single registry fetch (moka's `entry().or_insert_with`,
+//! which, unlike `try_get_with`, also lets failures be cached briefly).
+//!
+//! Metrics: `secrets_init_webhook_image_config_requests_total{result}` counts lookups —
+//! `hit` (answered from the cache), `miss` (fetched from the registry successfully), `error`
+//! (the lookup failed, freshly or from a cached failure); and
+//! `secrets_init_webhook_image_config_fetch_duration_seconds` times each registry fetch.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mutation_modes::{ImageConfig, ImageConfigError, ImageConfigSource, Platform};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+
+use super::ImageSourceSettings;
+use super::error::ImagesError;
+use super::registry::{RegistryClient, parse_reference};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    /// The normalised reference (`docker.io/library/nginx:latest`).
+    reference: String,
+    platform: Platform,
+    /// The reference has a digest, so its content cannot change.
+    pinned: bool,
+}
+
+type Value = Result<ImageConfig, ImageConfigError>;
+
+struct Ttls {
+    tag: Duration,
+    digest: Duration,
+    error: Duration,
+}
+
+impl moka::Expiry<Key, Value> for Ttls {
+    fn expire_after_create(&self, key: &Key, value: &Value, _created_at: Instant) -> Option<Duration> {
+        Some(match (value, key.pinned) {
+            (Err(_), _) => self.error,
+            (Ok(_), true) => self.digest,
+            (Ok(_), false) => self.tag,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Metrics {
+    requests: IntCounterVec,
+    fetch_duration: Histogram,
+}
+
+impl Metrics {
+    fn register(registry: &Registry) -> Result<Self, ImagesError> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "secrets_init_webhook_image_config_requests_total",
+                "Image config lookups by result: hit (from cache), miss (fetched from the registry), error (failed).",
+            ),
+            &["result"],
+        )?;
+        let fetch_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "secrets_init_webhook_image_config_fetch_duration_seconds",
+                "Time to fetch one image config from its registry (cache misses), failures included.",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]),
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(fetch_duration.clone()))?;
+        // Export all three series from the start, so rate() works before the first error.
+        for result in ["hit", "miss", "error"] {
+            requests.with_label_values(&[result]);
+        }
+        Ok(Self {
+            requests,
+            fetch_duration,
+        })
+    }
+}
+
+struct Inner {
+    registry: RegistryClient,
+    cache: moka::future::Cache<Key, Value>,
+    metrics: Metrics,
+}
+
+/// Image configs from registries behind a single-flight cache. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct CachedImageSource {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CachedImageSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedImageSource")
+            .field("registry", &self.inner.registry)
+            .field("entries", &self.inner.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedImageSource {
+    /// Checks `settings`, registers the image-config metrics on `metrics`, and builds the source.
+    ///
+    /// Also installs rustls' `ring` provider as the process default if none is installed yet
+    /// (the registry client's TLS uses the process default).
+    pub async fn new(settings: ImageSourceSettings, metrics: &Registry) -> Result<Self, ImagesError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let registry = RegistryClient::new(&settings)?;
+        let metrics = Metrics::register(metrics)?;
+        let cache = moka::future::Cache::builder()
+            .max_capacity(settings.cache_capacity)
+            .expire_after(Ttls {
+                tag: settings.tag_ttl,
+                digest: settings.digest_ttl,
+                error: settings.error_ttl,
+            })
+            .build();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                registry,
+                cache,
+                metrics,
+            }),
+        })
+    }
+
+    async fn lookup(&self, image: &str, platform: &Platform) -> Value {
+        let inner = &self.inner;
+        let reference = match parse_reference(image) {
+            Ok(r) => r,
+            Err(e) => {
+                inner.metrics.requests.with_label_values(&["error"]).inc();
+                return Err(e.into_image_config_error(image));
+            }
+        };
+        let key = Key {
+            reference: reference.whole(),
+            platform: platform.clone(),
+            pinned: reference.digest().is_some(),
+        };
+        let entry = inner
+            .cache
+            .entry(key)
+            .or_insert_with(async {
+                let timer = inner.metrics.fetch_duration.start_timer();
+                let result = inner.registry.image_config(&reference, platform).await;
+                timer.observe_duration();
+                match result {
+                    Ok(config) => {
+                        tracing::debug!(image, %platform, "image config fetched");
+                        Ok(config)
+                    }
+                    Err(e) => {
+                        let e = e.into_image_config_error(image);
+                        tracing::warn!(image, %platform, error = %e, "image config lookup failed");
+                        Err(e)
+                    }
+                }
+            })
+            .await;
+        let fresh = entry.is_fresh();
+        let value = entry.into_value();
+        let result = match (&value, fresh) {
+            (Err(_), _) => "error",
+            (Ok(_), true) => "miss",
+            (Ok(_), false) => "hit",
+        };
+        inner.metrics.requests.with_label_values(&[result]).inc();
+        // A cached failure names the image as this pod spells it.
+        value.map_err(|e| with_image(e, image))
+    }
+
+    /// Number of cached entries (approximate; for tests and diagnostics).
+    pub async fn cached_entries(&self) -> u64 {
+        self.inner.cache.run_pending_tasks().await;
+        self.inner.cache.entry_count()
+    }
+}
+
+fn with_image(e: ImageConfigError, image: &str) -> ImageConfigError {
+    let image = image.to_owned();
+    match e {
+        ImageConfigError::NotFound { .. } => ImageConfigError::NotFound { image },
+        ImageConfigError::PlatformMissing {
+            platform,
+            available,
+            ..
+        } => ImageConfigError::PlatformMissing {
+            image,
+            platform,
+            available,
+        },
+        ImageConfigError::Other { reason, .. } => ImageConfigError::Other { image, reason },
+    }
+}
+
+impl ImageConfigSource for CachedImageSource {
+    fn image_config(
+        &self,
+        image: &str,
+        platform: &Platform,
+    ) -> impl Future<Output = Result<ImageConfig, ImageConfigError>> + Send {
+        self.lookup(image, platform)
+    }
+}

@@ -1,0 +1,146 @@
+//! ECR credentials: `GetAuthorizationToken` against `moto_server`, the token used as Basic
+//! credentials by a real registry that only accepts moto's token.
+//!
+//! The registry is reached under a real ECR host name through a forward proxy (the
+//! `http_proxy` setting), so the ECR code path is the production one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod images_support;
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_ecr::config::{Credentials, Region};
+use base64::Engine as _;
+use images_support::{CountingProxy, Moto, TestImage, TestRegistry};
+use mutation_modes::{ImageConfigError, ImageConfigSource, Platform};
+use secrets_init_webhook::images::{CachedImageSource, ImageSourceSettings, ecr};
+
+/// moto's `GetAuthorizationToken` answers `AWS:<account>-auth-token` for its default account.
+const MOTO_PASSWORD: &str = "123456789012-auth-token";
+const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(ecr::https_client())
+        .region(Region::new("eu-central-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "test-secret", None, None, "test"))
+        .load()
+        .await
+}
+
+fn token_calls(moto: &CountingProxy) -> usize {
+    moto.count(|r| {
+        r.amz_target
+            .as_deref()
+            .is_some_and(|t| t.ends_with(".GetAuthorizationToken"))
+    })
+}
+
+async fn ecr_source(
+    moto: &CountingProxy,
+    registry_proxy: &CountingProxy,
+    error_ttl: Duration,
+) -> CachedImageSource {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    CachedImageSource::new(
+        ImageSourceSettings {
+            insecure_registries: vec![ECR_HOST.to_owned()],
+            http_proxy: Some(registry_proxy.url()),
+            ecr_endpoint: Some(moto.url()),
+            aws_sdk_config: Some(sdk_config().await),
+            request_timeout: Duration::from_secs(20),
+            error_ttl,
+            ..ImageSourceSettings::default()
+        },
+        &prometheus::Registry::new(),
+    )
+    .await
+    .expect("source")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ecr_token_is_fetched_once_per_region_and_sent() {
+    let moto = Moto::start().await;
+    let moto_proxy = CountingProxy::start(&moto.url).await;
+    let reg = TestRegistry::start_with_htpasswd("AWS", MOTO_PASSWORD).await;
+    reg.push_image("team/api", "v1", &TestImage::new(Some(&["/api"]), None)).await;
+    reg.push_image("team/worker", "v2", &TestImage::new(None, Some(&["work"]))).await;
+    let reg_proxy = CountingProxy::start(&format!("http://{}", reg.addr)).await;
+    let src = ecr_source(&moto_proxy, &reg_proxy, Duration::from_secs(5)).await;
+
+    let api = src
+        .image_config(&format!("{ECR_HOST}/team/api:v1"), &Platform::linux("amd64"))
+        .await
+        .expect("api via ECR token");
+    assert_eq!(api.entrypoint, Some(vec!["/api".to_owned()]));
+    let worker = src
+        .image_config(&format!("{ECR_HOST}/team/worker:v2"), &Platform::linux("amd64"))
+        .await
+        .expect("worker via the cached ECR token");
+    assert_eq!(worker.cmd, Some(vec!["work".to_owned()]));
+
+    // One token for both images (cached), fetched from the ECR API with the host's region.
+    assert_eq!(token_calls(&moto_proxy), 1, "{:?}", moto_proxy.requests());
+    // The registry saw the token as Basic credentials, on requests for the ECR host.
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("AWS:{MOTO_PASSWORD}"))
+    );
+    let manifest_reqs: Vec<_> = reg_proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/manifests/"))
+        .collect();
+    assert_eq!(manifest_reqs.len(), 2, "{manifest_reqs:?}");
+    for r in &manifest_reqs {
+        assert_eq!(r.host, ECR_HOST);
+        assert_eq!(r.authorization.as_deref(), Some(expected.as_str()), "{r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rejected_ecr_token_is_a_clear_error_and_is_refetched() {
+    let moto = Moto::start().await;
+    let moto_proxy = CountingProxy::start(&moto.url).await;
+    let reg = TestRegistry::start_with_htpasswd("AWS", "some-other-token").await;
+    reg.push_image("team/api", "v1", &TestImage::new(Some(&["/api"]), None)).await;
+    let reg_proxy = CountingProxy::start(&format!("http://{}", reg.addr)).await;
+    let src = ecr_source(&moto_proxy, &reg_proxy, Duration::from_millis(1)).await;
+    let image = format!("{ECR_HOST}/team/api:v1");
+
+    let err = src
+        .image_config(&image, &Platform::linux("amd64"))
+        .await
+        .expect_err("wrong token");
+    let ImageConfigError::Other { reason, .. } = &err else { panic!("{err:?}") };
+    assert!(reason.contains(ECR_HOST) && reason.contains("credentials rejected"), "{reason}");
+    assert!(reason.contains("ECR token") && reason.contains("ecr:BatchGetImage"), "{reason}");
+    assert!(!reason.contains(MOTO_PASSWORD), "token leaked: {reason}");
+    assert_eq!(token_calls(&moto_proxy), 1);
+
+    // The rejected token was dropped: the next lookup asks ECR again.
+    src.image_config(&image, &Platform::linux("amd64"))
+        .await
+        .expect_err("still wrong");
+    assert_eq!(token_calls(&moto_proxy), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ecr_api_failure_names_the_permissions() {
+    // An ECR endpoint where nothing listens.
+    let port = images_support::free_port();
+    let dead = CountingProxy::start(&format!("http://127.0.0.1:{port}")).await;
+    let reg = TestRegistry::start().await;
+    let reg_proxy = CountingProxy::start(&format!("http://{}", reg.addr)).await;
+    let src = ecr_source(&dead, &reg_proxy, Duration::from_secs(5)).await;
+    let err = src
+        .image_config(&format!("{ECR_HOST}/x:v1"), &Platform::linux("amd64"))
+        .await
+        .expect_err("no ECR API");
+    let ImageConfigError::Other { reason, .. } = &err else { panic!("{err:?}") };
+    assert!(reason.contains("cannot get an ECR authorization token"), "{reason}");
+    assert!(reason.contains("region us-east-1") && reason.contains("ecr:GetAuthorizationToken"), "{reason}");
+    assert_eq!(reg_proxy.requests().len(), 0, "no registry call without a token");
+}

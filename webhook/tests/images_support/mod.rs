@@ -1,0 +1,521 @@
+//! Real servers for the image-config tests: Debian's `docker-registry` (CNCF distribution),
+//! `moto_server` for ECR, and a small counting HTTP proxy, all on loopback ports and stopped
+//! when dropped. Test images are pushed with oci-client itself.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use sha2::{Digest as _, Sha256};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+/// The path of `tool` on PATH, or a panic telling the user to run scripts/setup.
+pub fn require_tool(tool: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join(tool);
+        if p.is_file() {
+            return p;
+        }
+    }
+    // The repo's own tool dirs, in case PATH was not set up (scripts/test sets it).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in [".tools/venv/bin", ".tools/bin"] {
+        let p = root.join(dir).join(tool);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("required tool {tool:?} is not installed (not on PATH): run scripts/setup");
+}
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    let d = Sha256::digest(data);
+    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Polls `f` until it returns true or `deadline` passes.
+pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {deadline:?} waiting for {what}");
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A distribution registry on 127.0.0.1, optionally with htpasswd auth.
+pub struct TestRegistry {
+    pub addr: String,
+    pub basic: Option<(String, String)>,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRegistry {
+    pub async fn start() -> Self {
+        Self::start_inner(None).await
+    }
+
+    pub async fn start_with_htpasswd(user: &str, password: &str) -> Self {
+        Self::start_inner(Some((user.to_owned(), password.to_owned()))).await
+    }
+
+    async fn start_inner(basic: Option<(String, String)>) -> Self {
+        let bin = require_tool("docker-registry");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut auth = String::new();
+        if let Some((user, pass)) = &basic {
+            let htpasswd = require_tool("htpasswd");
+            let out = Command::new(htpasswd)
+                .args(["-Bbn", user, pass])
+                .output()
+                .expect("run htpasswd");
+            assert!(out.status.success(), "htpasswd failed: {out:?}");
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, &out.stdout).expect("write htpasswd");
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                file.display()
+            );
+        }
+        for _attempt in 0..5 {
+            let port = free_port();
+            let addr = format!("127.0.0.1:{port}");
+            let config = format!(
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: test-only-secret\n{auth}",
+                dir.path().join("storage").display()
+            );
+            let cfg_path = dir.path().join("config.yml");
+            std::fs::write(&cfg_path, config).expect("write registry config");
+            let log = dir.path().join(format!("registry-{port}.log"));
+            let logf = std::fs::File::create(&log).expect("log file");
+            let child = Command::new(&bin)
+                .arg("serve")
+                .arg(&cfg_path)
+                .stdin(Stdio::null())
+                .stdout(logf.try_clone().expect("dup log"))
+                .stderr(logf)
+                .spawn()
+                .expect("spawn docker-registry");
+            let mut proc = Proc { child, log };
+            let http = reqwest::Client::new();
+            let url = format!("http://{addr}/v2/");
+            let end = Instant::now() + Duration::from_secs(20);
+            let mut up = false;
+            while Instant::now() < end && !proc.exited() {
+                if let Ok(r) = http.get(&url).send().await
+                    && (r.status() == 200 || r.status() == 401)
+                {
+                    up = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if up {
+                return Self {
+                    addr,
+                    basic,
+                    _proc: proc,
+                    _dir: dir,
+                };
+            }
+            eprintln!("docker-registry did not come up on {addr}: {}", proc.log_text());
+        }
+        panic!("could not start docker-registry (see output above)");
+    }
+
+    pub fn log(&self) -> String {
+        self._proc.log_text()
+    }
+
+    fn push_client(&self) -> (Client, RegistryAuth) {
+        let client = Client::new(ClientConfig {
+            protocol: ClientProtocol::Http,
+            ..ClientConfig::default()
+        });
+        let auth = match &self.basic {
+            Some((u, p)) => RegistryAuth::Basic(u.clone(), p.clone()),
+            None => RegistryAuth::Anonymous,
+        };
+        (client, auth)
+    }
+
+    /// Pushes blobs and a manifest (raw JSON) under `repo:tag`; returns (digest, size) of the manifest.
+    pub async fn push_raw(
+        &self,
+        repo: &str,
+        tag: &str,
+        blobs: &[Vec<u8>],
+        manifest: &[u8],
+        media_type: &str,
+    ) -> (String, usize) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (client, auth) = self.push_client();
+        let reference: Reference = format!("{}/{repo}:{tag}", self.addr).parse().expect("ref");
+        client
+            .auth(&reference, &auth, oci_client::RegistryOperation::Push)
+            .await
+            .expect("registry auth for push");
+        for blob in blobs {
+            client
+                .push_blob(&reference, blob.clone(), &sha256(blob))
+                .await
+                .expect("push blob");
+        }
+        client
+            .push_manifest_raw(
+                &reference,
+                manifest.to_vec(),
+                media_type.parse().expect("content type"),
+            )
+            .await
+            .expect("push manifest");
+        (sha256(manifest), manifest.len())
+    }
+
+    /// Pushes a single-platform image with the given ENTRYPOINT / CMD; returns the manifest
+    /// digest and size. `docker` selects Docker v2 schema 2 media types instead of OCI.
+    pub async fn push_image(
+        &self,
+        repo: &str,
+        tag: &str,
+        image: &TestImage,
+    ) -> (String, usize) {
+        let layer = format!("layer of {repo}:{tag} {}", image.arch).into_bytes();
+        let mut run = serde_json::Map::new();
+        if let Some(e) = &image.entrypoint {
+            run.insert("Entrypoint".into(), serde_json::json!(e));
+        }
+        if let Some(c) = &image.cmd {
+            run.insert("Cmd".into(), serde_json::json!(c));
+        }
+        run.insert("Env".into(), serde_json::json!(["PATH=/usr/bin:/bin"]));
+        let config = serde_json::json!({
+            "architecture": image.arch,
+            "os": "linux",
+            "config": run,
+            "rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]},
+        });
+        let config = serde_json::to_vec(&config).expect("config json");
+        let (mt, cmt, lmt) = if image.docker {
+            (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER)
+        } else {
+            (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER)
+        };
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": mt,
+            "config": {"mediaType": cmt, "digest": sha256(&config), "size": config.len()},
+            "layers": [{"mediaType": lmt, "digest": sha256(&layer), "size": layer.len()}],
+        });
+        let manifest = serde_json::to_vec(&manifest).expect("manifest json");
+        self.push_raw(repo, tag, &[config, layer], &manifest, mt).await
+    }
+
+    /// Pushes one image per entry and an index over them under `repo:tag`; returns the index digest.
+    pub async fn push_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        images: &[TestImage],
+        docker: bool,
+    ) -> String {
+        let mut entries = Vec::new();
+        for img in images {
+            let plat_tag = format!(
+                "{tag}-{}{}",
+                img.arch,
+                img.variant.as_deref().unwrap_or_default()
+            );
+            let (digest, size) = self.push_image(repo, &plat_tag, img).await;
+            let mut platform = serde_json::json!({"os": "linux", "architecture": img.arch});
+            if let Some(v) = &img.variant {
+                platform["variant"] = v.clone().into();
+            }
+            entries.push(serde_json::json!({
+                "mediaType": if img.docker { DOCKER_MANIFEST } else { OCI_MANIFEST },
+                "digest": digest,
+                "size": size,
+                "platform": platform,
+            }));
+        }
+        let mt = if docker { DOCKER_LIST } else { OCI_INDEX };
+        let index = serde_json::json!({"schemaVersion": 2, "mediaType": mt, "manifests": entries});
+        let body = serde_json::to_vec(&index).expect("index json");
+        self.push_raw(repo, tag, &[], &body, mt).await.0
+    }
+}
+
+/// What to push.
+#[derive(Debug, Clone)]
+pub struct TestImage {
+    pub arch: String,
+    pub variant: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub docker: bool,
+}
+
+impl TestImage {
+    pub fn new(entrypoint: Option<&[&str]>, cmd: Option<&[&str]>) -> Self {
+        let own = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        Self {
+            arch: "amd64".into(),
+            variant: None,
+            entrypoint: entrypoint.map(own),
+            cmd: cmd.map(own),
+            docker: false,
+        }
+    }
+
+    pub fn arch(mut self, arch: &str) -> Self {
+        self.arch = arch.into();
+        self
+    }
+
+    pub fn variant(mut self, v: &str) -> Self {
+        self.variant = Some(v.into());
+        self
+    }
+
+    pub fn docker(mut self) -> Self {
+        self.docker = true;
+        self
+    }
+}
+
+/// One request seen by the [`CountingProxy`].
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub method: String,
+    pub path: String,
+    pub host: String,
+    pub amz_target: Option<String>,
+    pub authorization: Option<String>,
+}
+
+/// An HTTP proxy on 127.0.0.1 that forwards every request (origin-form or, as a forward proxy,
+/// absolute-form) to `upstream` and records it.
+pub struct CountingProxy {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl CountingProxy {
+    pub async fn start(upstream: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let seen: Arc<Mutex<Vec<SeenRequest>>> = Arc::default();
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .expect("reqwest client");
+        let seen2 = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (seen, upstream, http) = (seen2.clone(), upstream.clone(), http.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let (seen, upstream, http) = (seen.clone(), upstream.clone(), http.clone());
+                        async move { Ok::<_, Infallible>(forward(req, &upstream, &http, &seen).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self { addr, seen, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    pub fn count(&self, f: impl Fn(&SeenRequest) -> bool) -> usize {
+        self.seen.lock().expect("lock").iter().filter(|r| f(r)).count()
+    }
+}
+
+async fn forward(
+    req: Request<hyper::body::Incoming>,
+    upstream: &str,
+    http: &reqwest::Client,
+    seen: &Mutex<Vec<SeenRequest>>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let host = parts
+        .uri
+        .host()
+        .map(str::to_owned)
+        .or_else(|| {
+            parts
+                .headers
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+    };
+    seen.lock().expect("lock").push(SeenRequest {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        host,
+        amz_target: header("x-amz-target"),
+        authorization: header("authorization"),
+    });
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let mut out = http.request(parts.method.clone(), format!("{upstream}{path}"));
+    for (name, value) in &parts.headers {
+        if matches!(name.as_str(), "host" | "connection" | "proxy-connection" | "content-length") {
+            continue;
+        }
+        out = out.header(name, value);
+    }
+    let resp = match out.body(body).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return Response::builder()
+                .status(502)
+                .body(Full::new(Bytes::from(format!("proxy: {e}"))))
+                .expect("response");
+        }
+    };
+    let mut builder = Response::builder().status(resp.status());
+    for (name, value) in resp.headers() {
+        if matches!(name.as_str(), "connection" | "transfer-encoding" | "content-length") {
+            continue;
+        }
+        builder = builder.header(name, value);
+    }
+    let bytes = resp.bytes().await.unwrap_or_default();
+    builder.body(Full::new(bytes)).expect("response")
+}
+
+/// `moto_server` on a free loopback port.
+pub struct Moto {
+    pub url: String,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Moto {
+    pub async fn start() -> Self {
+        let bin = require_tool("moto_server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        for _attempt in 0..5 {
+            let port = free_port();
+            let log = dir.path().join(format!("moto-{port}.log"));
+            let logf = std::fs::File::create(&log).expect("log file");
+            let child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(logf.try_clone().expect("dup log"))
+                .stderr(logf)
+                .spawn()
+                .expect("spawn moto_server");
+            let mut proc = Proc { child, log };
+            let url = format!("http://127.0.0.1:{port}");
+            let http = reqwest::Client::new();
+            let end = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < end && !proc.exited() {
+                if let Ok(r) = http.get(format!("{url}/moto-api/")).send().await
+                    && r.status().is_success()
+                {
+                    return Self {
+                        url,
+                        _proc: proc,
+                        _dir: dir,
+                    };
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            eprintln!("moto_server did not come up on port {port}: {}", proc.log_text());
+        }
+        panic!("could not start moto_server (see output above)");
+    }
+}
