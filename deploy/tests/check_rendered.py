@@ -236,6 +236,9 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
         f.check("memory" in res.get("limits", {}) and "cpu" in res.get("requests", {}) and "memory" in res.get("requests", {}),
                 f"{n}: cpu/memory requests and a memory limit are required")
 
+    for c in containers:
+        for key in ("env", "ports", "volumeMounts", "args"):
+            f.check(key not in c or c[key] is not None, f"{c['name']}: {key} is rendered empty (null)")
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         g = main.get(probe, {}).get("httpGet", {})
         port = g.get("port")
