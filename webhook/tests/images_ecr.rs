@@ -13,7 +13,7 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_sdk_ecr::config::{Credentials, Region};
 use base64::Engine as _;
-use images_support::{CountingProxy, Moto, TestImage, TestRegistry};
+use images_support::{CountingProxy, Moto, TestImage, TestRegistry, wait_until};
 use mutation_modes::{ImageConfigError, ImageConfigSource, Platform};
 use secrets_init_webhook::images::{CachedImageSource, ImageSourceSettings, ecr};
 
@@ -25,7 +25,13 @@ async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(ecr::https_client())
         .region(Region::new("eu-central-1"))
-        .credentials_provider(Credentials::new("AKIDTEST", "test-secret", None, None, "test"))
+        .credentials_provider(Credentials::new(
+            "AKIDTEST",
+            "test-secret",
+            None,
+            None,
+            "test",
+        ))
         .load()
         .await
 }
@@ -65,18 +71,26 @@ async fn ecr_token_is_fetched_once_per_region_and_sent() {
     let moto = Moto::start().await;
     let moto_proxy = CountingProxy::start(&moto.url).await;
     let reg = TestRegistry::start_with_htpasswd("AWS", MOTO_PASSWORD).await;
-    reg.push_image("team/api", "v1", &TestImage::new(Some(&["/api"]), None)).await;
-    reg.push_image("team/worker", "v2", &TestImage::new(None, Some(&["work"]))).await;
+    reg.push_image("team/api", "v1", &TestImage::new(Some(&["/api"]), None))
+        .await;
+    reg.push_image("team/worker", "v2", &TestImage::new(None, Some(&["work"])))
+        .await;
     let reg_proxy = CountingProxy::start(&format!("http://{}", reg.addr)).await;
     let src = ecr_source(&moto_proxy, &reg_proxy, Duration::from_secs(5)).await;
 
     let api = src
-        .image_config(&format!("{ECR_HOST}/team/api:v1"), &Platform::linux("amd64"))
+        .image_config(
+            &format!("{ECR_HOST}/team/api:v1"),
+            &Platform::linux("amd64"),
+        )
         .await
         .expect("api via ECR token");
     assert_eq!(api.entrypoint, Some(vec!["/api".to_owned()]));
     let worker = src
-        .image_config(&format!("{ECR_HOST}/team/worker:v2"), &Platform::linux("amd64"))
+        .image_config(
+            &format!("{ECR_HOST}/team/worker:v2"),
+            &Platform::linux("amd64"),
+        )
         .await
         .expect("worker via the cached ECR token");
     assert_eq!(worker.cmd, Some(vec!["work".to_owned()]));
@@ -105,7 +119,8 @@ async fn rejected_ecr_token_is_a_clear_error_and_is_refetched() {
     let moto = Moto::start().await;
     let moto_proxy = CountingProxy::start(&moto.url).await;
     let reg = TestRegistry::start_with_htpasswd("AWS", "some-other-token").await;
-    reg.push_image("team/api", "v1", &TestImage::new(Some(&["/api"]), None)).await;
+    reg.push_image("team/api", "v1", &TestImage::new(Some(&["/api"]), None))
+        .await;
     let reg_proxy = CountingProxy::start(&format!("http://{}", reg.addr)).await;
     let src = ecr_source(&moto_proxy, &reg_proxy, Duration::from_millis(1)).await;
     let image = format!("{ECR_HOST}/team/api:v1");
@@ -114,17 +129,32 @@ async fn rejected_ecr_token_is_a_clear_error_and_is_refetched() {
         .image_config(&image, &Platform::linux("amd64"))
         .await
         .expect_err("wrong token");
-    let ImageConfigError::Other { reason, .. } = &err else { panic!("{err:?}") };
-    assert!(reason.contains(ECR_HOST) && reason.contains("credentials rejected"), "{reason}");
-    assert!(reason.contains("ECR token") && reason.contains("ecr:BatchGetImage"), "{reason}");
+    let ImageConfigError::Other { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains(ECR_HOST) && reason.contains("credentials rejected"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("ECR token") && reason.contains("ecr:BatchGetImage"),
+        "{reason}"
+    );
     assert!(!reason.contains(MOTO_PASSWORD), "token leaked: {reason}");
     assert_eq!(token_calls(&moto_proxy), 1);
 
-    // The rejected token was dropped: the next lookup asks ECR again.
-    src.image_config(&image, &Platform::linux("amd64"))
-        .await
-        .expect_err("still wrong");
-    assert_eq!(token_calls(&moto_proxy), 2);
+    // The rejected token was dropped: once the failure leaves the cache (error_ttl 1 ms), the
+    // next lookup asks ECR again instead of reusing the token (which is cached for >= 60 s).
+    wait_until(
+        "a second GetAuthorizationToken call",
+        Duration::from_secs(15),
+        || async {
+            let again = src.image_config(&image, &Platform::linux("amd64")).await;
+            assert!(again.is_err(), "the token is still wrong");
+            token_calls(&moto_proxy) == 2
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -139,8 +169,20 @@ async fn ecr_api_failure_names_the_permissions() {
         .image_config(&format!("{ECR_HOST}/x:v1"), &Platform::linux("amd64"))
         .await
         .expect_err("no ECR API");
-    let ImageConfigError::Other { reason, .. } = &err else { panic!("{err:?}") };
-    assert!(reason.contains("cannot get an ECR authorization token"), "{reason}");
-    assert!(reason.contains("region us-east-1") && reason.contains("ecr:GetAuthorizationToken"), "{reason}");
-    assert_eq!(reg_proxy.requests().len(), 0, "no registry call without a token");
+    let ImageConfigError::Other { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains("cannot get an ECR authorization token"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("region us-east-1") && reason.contains("ecr:GetAuthorizationToken"),
+        "{reason}"
+    );
+    assert_eq!(
+        reg_proxy.requests().len(),
+        0,
+        "no registry call without a token"
+    );
 }

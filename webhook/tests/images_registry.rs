@@ -33,7 +33,10 @@ fn requests_metric(metrics: &prometheus::Registry, result: &str) -> u64 {
     for family in metrics.gather() {
         if family.name() == "secrets_init_webhook_image_config_requests_total" {
             for m in family.get_metric() {
-                if m.get_label().iter().any(|l| l.name() == "result" && l.value() == result) {
+                if m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "result" && l.value() == result)
+                {
                     return m.get_counter().get_value() as u64;
                 }
             }
@@ -72,8 +75,16 @@ async fn entrypoint_and_cmd_variants_oci_and_docker() {
             TestImage::new(Some(&["/bin/app", "--serve"]), Some(&["--port", "80"])),
             cfg(Some(&["/bin/app", "--serve"]), Some(&["--port", "80"])),
         ),
-        ("entrypoint-only", TestImage::new(Some(&["/entry"]), None), cfg(Some(&["/entry"]), None)),
-        ("cmd-only", TestImage::new(None, Some(&["sh", "-c", "echo $HOME"])), cfg(None, Some(&["sh", "-c", "echo $HOME"]))),
+        (
+            "entrypoint-only",
+            TestImage::new(Some(&["/entry"]), None),
+            cfg(Some(&["/entry"]), None),
+        ),
+        (
+            "cmd-only",
+            TestImage::new(None, Some(&["sh", "-c", "echo $HOME"])),
+            cfg(None, Some(&["sh", "-c", "echo $HOME"])),
+        ),
         ("neither", TestImage::new(None, None), cfg(None, None)),
         (
             "docker-v2",
@@ -97,12 +108,17 @@ async fn multi_arch_index_selects_platform_and_names_the_available_ones() {
     let reg = TestRegistry::start().await;
     let images = [
         TestImage::new(Some(&["/amd64-entry"]), None),
-        TestImage::new(Some(&["/arm64-entry"]), None).arch("arm64").variant("v8"),
-        TestImage::new(Some(&["/armv7-entry"]), None).arch("arm").variant("v7"),
+        TestImage::new(Some(&["/arm64-entry"]), None)
+            .arch("arm64")
+            .variant("v8"),
+        TestImage::new(Some(&["/armv7-entry"]), None)
+            .arch("arm")
+            .variant("v7"),
     ];
     let oci_index = reg.push_index("multi", "oci", &images, false).await;
     let docker_images: Vec<TestImage> = images.iter().cloned().map(TestImage::docker).collect();
-    reg.push_index("multi", "docker", &docker_images, true).await;
+    reg.push_index("multi", "docker", &docker_images, true)
+        .await;
     let (src, _m) = source(settings(&[&reg.addr])).await;
 
     for tag in ["oci", "docker"] {
@@ -127,7 +143,11 @@ async fn multi_arch_index_selects_platform_and_names_the_available_ones() {
         ];
         for (platform, want) in cases {
             let got = src.image_config(&image, &platform).await.expect(&image);
-            assert_eq!(got.entrypoint, Some(vec![want.to_owned()]), "{image} {platform}");
+            assert_eq!(
+                got.entrypoint,
+                Some(vec![want.to_owned()]),
+                "{image} {platform}"
+            );
         }
         let err = src
             .image_config(&image, &Platform::linux("s390x"))
@@ -142,12 +162,18 @@ async fn multi_arch_index_selects_platform_and_names_the_available_ones() {
             }
         );
         let text = err.to_string();
-        assert!(text.contains("linux/s390x") && text.contains("linux/arm64/v8"), "{text}");
+        assert!(
+            text.contains("linux/s390x") && text.contains("linux/arm64/v8"),
+            "{text}"
+        );
     }
 
     // The index by digest, resolved to a platform.
     let by_digest = format!("{}/multi@{oci_index}", reg.addr);
-    let got = src.image_config(&by_digest, &Platform::linux("arm64")).await.expect("by digest");
+    let got = src
+        .image_config(&by_digest, &Platform::linux("arm64"))
+        .await
+        .expect("by digest");
     assert_eq!(got.entrypoint, Some(vec!["/arm64-entry".to_owned()]));
 }
 
@@ -160,10 +186,16 @@ async fn digest_reference_and_missing_images() {
     let (src, metrics) = source(settings(&[&reg.addr])).await;
 
     let pinned = format!("{}/app@{digest}", reg.addr);
-    let got = src.image_config(&pinned, &amd64()).await.expect("digest ref");
+    let got = src
+        .image_config(&pinned, &amd64())
+        .await
+        .expect("digest ref");
     assert_eq!(got.entrypoint, Some(vec!["/pinned".to_owned()]));
     let tag_and_digest = format!("{}/app:ignored-tag@{digest}", reg.addr);
-    let got = src.image_config(&tag_and_digest, &amd64()).await.expect("tag+digest ref");
+    let got = src
+        .image_config(&tag_and_digest, &amd64())
+        .await
+        .expect("tag+digest ref");
     assert_eq!(got.entrypoint, Some(vec!["/pinned".to_owned()]));
 
     let wrong_digest = format!("{}/app@sha256:{}", reg.addr, "0".repeat(64));
@@ -173,32 +205,60 @@ async fn digest_reference_and_missing_images() {
         wrong_digest,
     ] {
         let err = src.image_config(&image, &amd64()).await.expect_err(&image);
-        assert_eq!(err, ImageConfigError::NotFound { image: image.clone() });
+        assert_eq!(
+            err,
+            ImageConfigError::NotFound {
+                image: image.clone()
+            }
+        );
         assert!(err.to_string().contains(&image), "{err}");
     }
     assert_eq!(requests_metric(&metrics, "error"), 3);
     assert_eq!(requests_metric(&metrics, "miss"), 2);
 
-    let err = src.image_config("Not A Reference!", &amd64()).await.expect_err("invalid");
-    let ImageConfigError::Other { reason, .. } = &err else { panic!("{err:?}") };
-    assert!(reason.contains("is not a valid image reference"), "{reason}");
+    let err = src
+        .image_config("Not A Reference!", &amd64())
+        .await
+        .expect_err("invalid");
+    let ImageConfigError::Other { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains("is not a valid image reference"),
+        "{reason}"
+    );
     assert_eq!(requests_metric(&metrics, "error"), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn credentials_from_docker_config() {
     let reg = TestRegistry::start_with_htpasswd("puller", "pull-pass-123").await;
-    reg.push_image("private/app", "v1", &TestImage::new(Some(&["/private"]), None))
-        .await;
+    reg.push_image(
+        "private/app",
+        "v1",
+        &TestImage::new(Some(&["/private"]), None),
+    )
+    .await;
     let image = format!("{}/private/app:v1", reg.addr);
     let dir = tempfile::tempdir().expect("tempdir");
 
     // No credentials at all: a clear "credentials needed" denial.
     let (src, _m) = source(settings(&[&reg.addr])).await;
-    let err = src.image_config(&image, &amd64()).await.expect_err("needs creds");
-    let ImageConfigError::Other { reason, .. } = &err else { panic!("{err:?}") };
-    assert!(reason.contains(&reg.addr) && reason.contains("401"), "{reason}");
-    assert!(reason.contains("credentials needed") && reason.contains("docker config.json"), "{reason}");
+    let err = src
+        .image_config(&image, &amd64())
+        .await
+        .expect_err("needs creds");
+    let ImageConfigError::Other { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains(&reg.addr) && reason.contains("401"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("credentials needed") && reason.contains("docker config.json"),
+        "{reason}"
+    );
 
     // Wrong password (username/password form): "credentials rejected", names the file.
     let bad = dir.path().join("bad.json");
@@ -212,17 +272,29 @@ async fn credentials_from_docker_config() {
         ..settings(&[&reg.addr])
     })
     .await;
-    let err = src.image_config(&image, &amd64()).await.expect_err("wrong creds");
-    let ImageConfigError::Other { reason, .. } = &err else { panic!("{err:?}") };
-    assert!(reason.contains("credentials rejected") && reason.contains(&bad.display().to_string()), "{reason}");
-    assert!(!reason.contains("wrong-pass-456"), "the password must never appear: {reason}");
+    let err = src
+        .image_config(&image, &amd64())
+        .await
+        .expect_err("wrong creds");
+    let ImageConfigError::Other { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains("credentials rejected") && reason.contains(&bad.display().to_string()),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("wrong-pass-456"),
+        "the password must never appear: {reason}"
+    );
 
     // Right credentials, `auth` form with a scheme and path in the key, as `docker login` writes.
     let good = dir.path().join("config.json");
     let auth = base64::engine::general_purpose::STANDARD.encode("puller:pull-pass-123");
     std::fs::write(
         &good,
-        serde_json::json!({"auths": {format!("http://{}/v2/", reg.addr): {"auth": auth}}}).to_string(),
+        serde_json::json!({"auths": {format!("http://{}/v2/", reg.addr): {"auth": auth}}})
+            .to_string(),
     )
     .expect("write");
     let (src, _m) = source(ImageSourceSettings {
@@ -230,7 +302,10 @@ async fn credentials_from_docker_config() {
         ..settings(&[&reg.addr])
     })
     .await;
-    let got = src.image_config(&image, &amd64()).await.expect("with creds");
+    let got = src
+        .image_config(&image, &amd64())
+        .await
+        .expect("with creds");
     assert_eq!(got.entrypoint, Some(vec!["/private".to_owned()]));
 
     // A broken credentials file fails start-up with a clear message.
@@ -251,22 +326,42 @@ async fn credentials_from_docker_config() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn plain_http_only_for_insecure_registries() {
     let reg = TestRegistry::start().await;
-    reg.push_image("app", "v1", &TestImage::new(Some(&["/x"]), None)).await;
+    reg.push_image("app", "v1", &TestImage::new(Some(&["/x"]), None))
+        .await;
     let image = format!("{}/app:v1", reg.addr);
 
     let (src, _m) = source(settings(&[])).await;
-    let err = src.image_config(&image, &amd64()).await.expect_err("https to an http registry");
-    let ImageConfigError::Other { reason, .. } = &err else { panic!("{err:?}") };
-    assert!(reason.contains(&format!("cannot connect to registry {} over HTTPS", reg.addr)), "{reason}");
+    let err = src
+        .image_config(&image, &amd64())
+        .await
+        .expect_err("https to an http registry");
+    let ImageConfigError::Other { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains(&format!(
+            "cannot connect to registry {} over HTTPS",
+            reg.addr
+        )),
+        "{reason}"
+    );
     assert!(reason.contains("--insecure-registry"), "{reason}");
 
     let (src, _m) = source(settings(&[&reg.addr])).await;
-    src.image_config(&image, &amd64()).await.expect("plain http when listed");
-
-    let err = CachedImageSource::new(settings(&["http://reg.local:5000"]), &prometheus::Registry::new())
+    src.image_config(&image, &amd64())
         .await
-        .expect_err("bad entry");
-    assert!(err.to_string().contains("must be a host or host:port"), "{err}");
+        .expect("plain http when listed");
+
+    let err = CachedImageSource::new(
+        settings(&["http://reg.local:5000"]),
+        &prometheus::Registry::new(),
+    )
+    .await
+    .expect_err("bad entry");
+    assert!(
+        err.to_string().contains("must be a host or host:port"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -274,7 +369,8 @@ async fn limits_size_and_time() {
     let reg = TestRegistry::start().await;
     let long_cmd: Vec<String> = (0..200).map(|i| format!("argument-number-{i}")).collect();
     let long_cmd: Vec<&str> = long_cmd.iter().map(String::as_str).collect();
-    reg.push_image("big", "v1", &TestImage::new(None, Some(&long_cmd))).await;
+    reg.push_image("big", "v1", &TestImage::new(None, Some(&long_cmd)))
+        .await;
     let (src, _m) = source(ImageSourceSettings {
         max_document_bytes: 2000,
         ..settings(&[&reg.addr])
@@ -284,11 +380,18 @@ async fn limits_size_and_time() {
         .image_config(&format!("{}/big:v1", reg.addr), &amd64())
         .await
         .expect_err("too big");
-    let ImageConfigError::Other { reason, .. } = &err else { panic!("{err:?}") };
-    assert!(reason.contains("image config of") && reason.contains("more than the limit of 2000 bytes"), "{reason}");
+    let ImageConfigError::Other { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains("image config of") && reason.contains("more than the limit of 2000 bytes"),
+        "{reason}"
+    );
 
     // A "registry" that accepts connections and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let silent_addr = silent.local_addr().expect("addr").to_string();
     let _keep = tokio::spawn(async move {
         let mut conns = Vec::new();
@@ -306,9 +409,20 @@ async fn limits_size_and_time() {
         .image_config(&format!("{silent_addr}/app:v1"), &amd64())
         .await
         .expect_err("timeout");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    let ImageConfigError::Other { reason, .. } = &err else { panic!("{err:?}") };
-    assert!(reason.contains(&format!("registry {silent_addr} did not answer within 500ms")), "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let ImageConfigError::Other { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains(&format!(
+            "registry {silent_addr} did not answer within 500ms"
+        )),
+        "{reason}"
+    );
 }
 
 fn manifest_gets(proxy: &CountingProxy, repo: &str, reference: &str) -> usize {
@@ -319,7 +433,8 @@ fn manifest_gets(proxy: &CountingProxy, repo: &str, reference: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn single_flight_one_registry_fetch_for_100_concurrent_lookups() {
     let reg = TestRegistry::start().await;
-    reg.push_image("hot", "v1", &TestImage::new(Some(&["/hot"]), Some(&["a"]))).await;
+    reg.push_image("hot", "v1", &TestImage::new(Some(&["/hot"]), Some(&["a"])))
+        .await;
     let proxy = CountingProxy::start(&format!("http://{}", reg.addr)).await;
     let proxy_addr = proxy.addr.to_string();
     let (src, metrics) = source(settings(&[&proxy_addr])).await;
@@ -330,9 +445,17 @@ async fn single_flight_one_registry_fetch_for_100_concurrent_lookups() {
         tokio::spawn(async move { src.image_config(&image, &amd64()).await })
     });
     for r in futures::future::join_all(lookups).await {
-        assert_eq!(r.expect("task").expect("lookup"), cfg(Some(&["/hot"]), Some(&["a"])));
+        assert_eq!(
+            r.expect("task").expect("lookup"),
+            cfg(Some(&["/hot"]), Some(&["a"]))
+        );
     }
-    assert_eq!(manifest_gets(&proxy, "hot", "v1"), 1, "requests: {:?}", proxy.requests());
+    assert_eq!(
+        manifest_gets(&proxy, "hot", "v1"),
+        1,
+        "requests: {:?}",
+        proxy.requests()
+    );
     assert_eq!(requests_metric(&metrics, "miss"), 1);
     assert_eq!(requests_metric(&metrics, "hit"), 99);
     assert_eq!(requests_metric(&metrics, "error"), 0);
@@ -343,7 +466,9 @@ async fn single_flight_one_registry_fetch_for_100_concurrent_lookups() {
     assert_eq!(manifest_gets(&proxy, "hot", "v1"), 1);
     assert_eq!(requests_metric(&metrics, "hit"), 100);
     // Another platform is another entry.
-    src.image_config(&image, &Platform::linux("arm64")).await.expect("single-arch image");
+    src.image_config(&image, &Platform::linux("arm64"))
+        .await
+        .expect("single-arch image");
     assert_eq!(manifest_gets(&proxy, "hot", "v1"), 2);
     assert_eq!(src.cached_entries().await, 2);
 }
@@ -363,7 +488,10 @@ async fn failures_are_cached_briefly_and_tags_expire() {
     })
     .await;
     for _ in 0..2 {
-        let err = src.image_config(&image, &amd64()).await.expect_err("not yet pushed");
+        let err = src
+            .image_config(&image, &amd64())
+            .await
+            .expect_err("not yet pushed");
         assert!(matches!(err, ImageConfigError::NotFound { .. }), "{err:?}");
     }
     assert_eq!(manifest_gets(&proxy, "late", "v1"), 1);
@@ -371,14 +499,19 @@ async fn failures_are_cached_briefly_and_tags_expire() {
     assert_eq!(fetches_metric(&metrics), 1);
 
     // Once pushed, the failure expires and the image is found.
-    let (digest, _) = reg.push_image("late", "v1", &TestImage::new(Some(&["/first"]), None)).await;
-    wait_until("the cached failure to expire", Duration::from_secs(15), || async {
-        src.image_config(&image, &amd64()).await.is_ok()
-    })
+    let (digest, _) = reg
+        .push_image("late", "v1", &TestImage::new(Some(&["/first"]), None))
+        .await;
+    wait_until(
+        "the cached failure to expire",
+        Duration::from_secs(15),
+        || async { src.image_config(&image, &amd64()).await.is_ok() },
+    )
     .await;
 
     // tag_ttl 1 h: moving the tag is not seen.
-    reg.push_image("late", "v1", &TestImage::new(Some(&["/second"]), None)).await;
+    reg.push_image("late", "v1", &TestImage::new(Some(&["/second"]), None))
+        .await;
     let got = src.image_config(&image, &amd64()).await.expect("cached");
     assert_eq!(got.entrypoint, Some(vec!["/first".to_owned()]));
 
@@ -396,15 +529,31 @@ async fn failures_are_cached_briefly_and_tags_expire() {
     assert_eq!(digest_gets, 1);
     let got = short.image_config(&image, &amd64()).await.expect("tag");
     assert_eq!(got.entrypoint, Some(vec!["/second".to_owned()]));
-    reg.push_image("late", "v1", &TestImage::new(Some(&["/third"]), None)).await;
+    reg.push_image("late", "v1", &TestImage::new(Some(&["/third"]), None))
+        .await;
     let tag_gets = manifest_gets(&proxy, "late", "v1");
-    wait_until("the tag entry to expire", Duration::from_secs(15), || async {
-        short.image_config(&image, &amd64()).await.expect("tag").entrypoint
-            == Some(vec!["/third".to_owned()])
-    })
+    wait_until(
+        "the tag entry to expire",
+        Duration::from_secs(15),
+        || async {
+            short
+                .image_config(&image, &amd64())
+                .await
+                .expect("tag")
+                .entrypoint
+                == Some(vec!["/third".to_owned()])
+        },
+    )
     .await;
     assert!(manifest_gets(&proxy, "late", "v1") > tag_gets);
-    let got = short.image_config(&pinned, &amd64()).await.expect("pinned again");
+    let got = short
+        .image_config(&pinned, &amd64())
+        .await
+        .expect("pinned again");
     assert_eq!(got.entrypoint, Some(vec!["/first".to_owned()]));
-    assert_eq!(manifest_gets(&proxy, "late", &digest), digest_gets, "digest entry refetched");
+    assert_eq!(
+        manifest_gets(&proxy, "late", &digest),
+        digest_gets,
+        "digest entry refetched"
+    );
 }

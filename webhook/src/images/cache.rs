@@ -44,7 +44,12 @@ struct Ttls {
 }
 
 impl moka::Expiry<Key, Value> for Ttls {
-    fn expire_after_create(&self, key: &Key, value: &Value, _created_at: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        key: &Key,
+        value: &Value,
+        _created_at: Instant,
+    ) -> Option<Duration> {
         Some(match (value, key.pinned) {
             (Err(_), _) => self.error,
             (Ok(_), true) => self.digest,
@@ -114,7 +119,10 @@ impl CachedImageSource {
     ///
     /// Also installs rustls' `ring` provider as the process default if none is installed yet
     /// (the registry client's TLS uses the process default).
-    pub async fn new(settings: ImageSourceSettings, metrics: &Registry) -> Result<Self, ImagesError> {
+    pub async fn new(
+        settings: ImageSourceSettings,
+        metrics: &Registry,
+    ) -> Result<Self, ImagesError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let registry = RegistryClient::new(&settings)?;
         let metrics = Metrics::register(metrics)?;

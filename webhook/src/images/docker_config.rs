@@ -88,7 +88,9 @@ impl DockerConfig {
         for (key, entry) in raw_auths {
             let host = normalize_registry_host(&key);
             if host.is_empty() {
-                return Err(err(format!("auths has an entry with an empty registry name ({key:?})")));
+                return Err(err(format!(
+                    "auths has an entry with an empty registry name ({key:?})"
+                )));
             }
             let creds = if let Some(auth) = entry.auth.filter(|a| !a.is_empty()) {
                 let decoded = base64::engine::general_purpose::STANDARD
@@ -96,7 +98,9 @@ impl DockerConfig {
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
                     .ok_or_else(|| {
-                        err(format!("auths[{key:?}].auth is not base64 of \"user:password\""))
+                        err(format!(
+                            "auths[{key:?}].auth is not base64 of \"user:password\""
+                        ))
                     })?;
                 let (user, pass) = decoded.split_once(':').ok_or_else(|| {
                     err(format!(
@@ -171,7 +175,10 @@ mod tests {
             ("registry-1.docker.io", "docker.io"),
             ("http://LocalHost:5000/v2/", "localhost:5000"),
             ("ghcr.io", "ghcr.io"),
-            ("123.dkr.ecr.eu-west-1.amazonaws.com", "123.dkr.ecr.eu-west-1.amazonaws.com"),
+            (
+                "123.dkr.ecr.eu-west-1.amazonaws.com",
+                "123.dkr.ecr.eu-west-1.amazonaws.com",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(normalize_registry_host(input), want, "{input}");
@@ -190,9 +197,15 @@ mod tests {
         )
         .expect("valid");
         let hub = cfg.credentials_for("docker.io").expect("hub creds");
-        assert_eq!((hub.username.as_str(), hub.password.as_str()), ("alice", "s3cr:et"));
+        assert_eq!(
+            (hub.username.as_str(), hub.password.as_str()),
+            ("alice", "s3cr:et")
+        );
         let local = cfg.credentials_for("localhost:5000").expect("local creds");
-        assert_eq!((local.username.as_str(), local.password.as_str()), ("bob", "pw"));
+        assert_eq!(
+            (local.username.as_str(), local.password.as_str()),
+            ("bob", "pw")
+        );
         assert!(cfg.credentials_for("only-token.example").is_none());
         assert!(cfg.credentials_for("quay.io").is_none());
         assert_eq!(cfg.registries(), vec!["docker.io", "localhost:5000"]);
@@ -201,16 +214,28 @@ mod tests {
     #[test]
     fn errors_are_clear_and_never_quote_secrets() {
         let cases = [
-            (r#"{"auths": {"r": {"auth": "%%%notbase64"}}}"#, "is not base64"),
-            (r#"{"auths": {"r": {"auth": "bm9jb2xvbg=="}}}"#, "without a ':'"),
+            (
+                r#"{"auths": {"r": {"auth": "%%%notbase64"}}}"#,
+                "is not base64",
+            ),
+            (
+                r#"{"auths": {"r": {"auth": "bm9jb2xvbg=="}}}"#,
+                "without a ':'",
+            ),
             (r#"{"credsStore": "desktop"}"#, "has no \"auths\" object"),
-            (r#"{"auths": {"r": {"auth": "hunter2-secret"#, "not a docker config.json"),
+            (
+                r#"{"auths": {"r": {"auth": "hunter2-secret"#,
+                "not a docker config.json",
+            ),
         ];
         for (input, want) in cases {
             let e = parse(input).expect_err(input).to_string();
             assert!(e.contains(want), "{e:?} should contain {want:?}");
             assert!(e.contains("/cfg/config.json"), "{e:?} names the file");
-            assert!(!e.contains("hunter2") && !e.contains("notbase64"), "{e:?} leaks content");
+            assert!(
+                !e.contains("hunter2") && !e.contains("notbase64"),
+                "{e:?} leaks content"
+            );
         }
     }
 

@@ -259,12 +259,24 @@ mod tests {
     #[test]
     fn recognises_ecr_hosts() {
         let cases = [
-            ("123456789012.dkr.ecr.eu-west-1.amazonaws.com", Some("eu-west-1")),
-            ("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com", Some("us-east-1")),
-            ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", Some("cn-north-1")),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+                Some("eu-west-1"),
+            ),
+            (
+                "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com",
+                Some("us-east-1"),
+            ),
+            (
+                "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+                Some("cn-north-1"),
+            ),
             ("12345678901.dkr.ecr.eu-west-1.amazonaws.com", None),
             ("12345678901a.dkr.ecr.eu-west-1.amazonaws.com", None),
-            ("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example", None),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example",
+                None,
+            ),
             ("123456789012.dkr.ecr.eu-west-1.amazonaws.com:443", None),
             ("public.ecr.aws", None),
             ("docker.io", None),
@@ -290,7 +302,11 @@ mod tests {
         ];
         let now = 1_700_000_000;
         for (left, want) in cases {
-            assert_eq!(token_cache_duration(now, left.map(|l| now + l)), want, "{left:?}");
+            assert_eq!(
+                token_cache_duration(now, left.map(|l| now + l)),
+                want,
+                "{left:?}"
+            );
         }
     }
 

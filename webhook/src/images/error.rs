@@ -37,9 +37,7 @@ pub enum ImagesError {
     PlatformMissing { platform: String, available: String },
 
     /// The registry rejected our credentials, or wants some and we have none.
-    #[error(
-        "registry {registry} answered {status} ({what}); {hint}"
-    )]
+    #[error("registry {registry} answered {status} ({what}); {hint}")]
     Unauthorized {
         registry: String,
         status: u16,
@@ -61,7 +59,9 @@ pub enum ImagesError {
     },
 
     /// A manifest or config is larger than the limit.
-    #[error("registry {registry} sent a {what} of {size} bytes, more than the limit of {limit} bytes")]
+    #[error(
+        "registry {registry} sent a {what} of {size} bytes, more than the limit of {limit} bytes"
+    )]
     TooLarge {
         registry: String,
         what: &'static str,

@@ -95,7 +95,11 @@ impl RegistryClient {
         let mut insecure = HashSet::new();
         for entry in &settings.insecure_registries {
             let e = entry.trim();
-            if e.is_empty() || e.contains('/') || e.contains("://") || e.contains(char::is_whitespace) {
+            if e.is_empty()
+                || e.contains('/')
+                || e.contains("://")
+                || e.contains(char::is_whitespace)
+            {
                 return Err(ImagesError::Settings(format!(
                     "insecure registry {entry:?} must be a host or host:port, like \"registry.local:5000\""
                 )));
@@ -108,7 +112,9 @@ impl RegistryClient {
                 "registry credentials loaded");
         }
         if settings.request_timeout.is_zero() {
-            return Err(ImagesError::Settings("request timeout must be more than 0".into()));
+            return Err(ImagesError::Settings(
+                "request timeout must be more than 0".into(),
+            ));
         }
         let ecr = settings.ecr.then(|| {
             EcrAuth::new(
@@ -181,7 +187,11 @@ impl RegistryClient {
         Ok((RegistryAuth::Anonymous, AuthSource::Anonymous))
     }
 
-    fn client_for(&self, reference: &Reference, auth: &RegistryAuth) -> Result<Client, ImagesError> {
+    fn client_for(
+        &self,
+        reference: &Reference,
+        auth: &RegistryAuth,
+    ) -> Result<Client, ImagesError> {
         let key = reference.resolve_registry().to_ascii_lowercase();
         let mut clients = self
             .clients
@@ -207,10 +217,12 @@ impl RegistryClient {
             https_proxy: self.https_proxy.clone(),
             ..ClientConfig::default()
         };
-        let client = Client::try_from(config).map_err(|e| ImagesError::Settings(format!(
-            "cannot build an HTTP client for registry {key}: {}",
-            error_chain(&e)
-        )))?;
+        let client = Client::try_from(config).map_err(|e| {
+            ImagesError::Settings(format!(
+                "cannot build an HTTP client for registry {key}: {}",
+                error_chain(&e)
+            ))
+        })?;
         clients.insert(key, (auth.clone(), client.clone()));
         Ok(client)
     }
@@ -247,7 +259,9 @@ impl RegistryClient {
             .pull_manifest_raw(reference, auth, ACCEPTED_MANIFESTS)
             .await?;
         self.check_size(registry, "manifest", body.len() as u64)?;
-        let manifest = match parse_manifest(&body).map_err(|reason| registry_err(registry, reason))? {
+        let manifest = match parse_manifest(&body)
+            .map_err(|reason| registry_err(registry, reason))?
+        {
             Manifest::Image(m) => m,
             Manifest::Index(index) => {
                 let entry = select_platform(&index.manifests, platform).ok_or_else(|| {
@@ -256,7 +270,11 @@ impl RegistryClient {
                         available: available_platforms(&index.manifests),
                     }
                 })?;
-                self.check_size(registry, "platform manifest", u64::try_from(entry.size).unwrap_or(u64::MAX))?;
+                self.check_size(
+                    registry,
+                    "platform manifest",
+                    u64::try_from(entry.size).unwrap_or(u64::MAX),
+                )?;
                 let child = reference.clone_with_digest(entry.digest.clone());
                 let (body, _) = client
                     .pull_manifest_raw(&child, auth, ACCEPTED_MANIFESTS)
@@ -277,7 +295,9 @@ impl RegistryClient {
                 }
             }
         };
-        let config = self.pull_config(client, reference, &manifest.config).await?;
+        let config = self
+            .pull_config(client, reference, &manifest.config)
+            .await?;
         parse_config(&config).map_err(|reason| registry_err(registry, reason).into())
     }
 
@@ -288,7 +308,11 @@ impl RegistryClient {
         descriptor: &OciDescriptor,
     ) -> Result<Vec<u8>, FetchError> {
         let registry = reference.registry();
-        self.check_size(registry, "image config", u64::try_from(descriptor.size).unwrap_or(u64::MAX))?;
+        self.check_size(
+            registry,
+            "image config",
+            u64::try_from(descriptor.size).unwrap_or(u64::MAX),
+        )?;
         let mut stream = client.pull_blob_stream(reference, descriptor).await?;
         let mut buf = Vec::new();
         while let Some(chunk) = stream
@@ -368,12 +392,22 @@ impl RegistryClient {
                     )
                 }) {
                     ImagesError::NotFound { registry }
-                } else if codes.iter().any(|c| matches!(c, OciErrorCode::Unauthorized)) {
+                } else if codes
+                    .iter()
+                    .any(|c| matches!(c, OciErrorCode::Unauthorized))
+                {
                     unauthorized(401)
                 } else if codes.iter().any(|c| matches!(c, OciErrorCode::Denied)) {
                     unauthorized(403)
-                } else if codes.iter().any(|c| matches!(c, OciErrorCode::Toomanyrequests)) {
-                    registry_err(&registry, "rate limit hit (TOOMANYREQUESTS); retry later or use authenticated pulls".into())
+                } else if codes
+                    .iter()
+                    .any(|c| matches!(c, OciErrorCode::Toomanyrequests))
+                {
+                    registry_err(
+                        &registry,
+                        "rate limit hit (TOOMANYREQUESTS); retry later or use authenticated pulls"
+                            .into(),
+                    )
                 } else {
                     let msgs: Vec<String> = envelope
                         .errors
@@ -396,15 +430,12 @@ impl RegistryClient {
                         timeout: self.timeout,
                     }
                 } else if re.is_connect() || re.is_request() {
+                    let reason = error_chain(&re);
                     ImagesError::Connect {
                         registry,
                         scheme: if insecure { "plain HTTP" } else { "HTTPS" },
-                        reason: error_chain(&re),
-                        hint: if insecure {
-                            ""
-                        } else {
-                            " (a registry that serves plain HTTP must be listed in --insecure-registry)"
-                        },
+                        hint: connect_hint(insecure, &reason),
+                        reason,
                     }
                 } else {
                     registry_err(&registry, error_chain(&re))
@@ -431,6 +462,23 @@ impl From<ImagesError> for FetchError {
 impl From<OciDistributionError> for FetchError {
     fn from(e: OciDistributionError) -> Self {
         Self::Oci(e)
+    }
+}
+
+/// A fix to suggest for a failed connection, judged from the error text.
+fn connect_hint(insecure: bool, reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if insecure {
+        ""
+    } else if r.contains("invalidcontenttype")
+        || r.contains("corrupt message")
+        || r.contains("http version")
+    {
+        " (the registry seems to speak plain HTTP; such a registry must be listed in --insecure-registry)"
+    } else if r.contains("certificate") || r.contains("unknownissuer") {
+        " (the registry's TLS certificate is not trusted; add its CA to the file named by SSL_CERT_FILE)"
+    } else {
+        ""
     }
 }
 
@@ -467,8 +515,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// A parsed manifest.
 #[derive(Debug)]
 pub enum Manifest {
-    Image(OciImageManifest),
-    Index(OciImageIndex),
+    Image(Box<OciImageManifest>),
+    Index(Box<OciImageIndex>),
 }
 
 #[derive(Deserialize)]
@@ -501,11 +549,11 @@ pub fn parse_manifest(body: &[u8]) -> Result<Manifest, String> {
     };
     if is_index {
         serde_json::from_slice(body)
-            .map(Manifest::Index)
+            .map(|i| Manifest::Index(Box::new(i)))
             .map_err(|e| format!("the image index is malformed ({e})"))
     } else {
         serde_json::from_slice(body)
-            .map(Manifest::Image)
+            .map(|m| Manifest::Image(Box::new(m)))
             .map_err(|e| format!("the image manifest is malformed ({e})"))
     }
 }
@@ -565,8 +613,8 @@ struct RawRunConfig {
 
 /// ENTRYPOINT and CMD from an image config blob (OCI or Docker).
 pub fn parse_config(body: &[u8]) -> Result<ImageConfig, String> {
-    let raw: RawImageConfig = serde_json::from_slice(body)
-        .map_err(|e| format!("the image config is not valid ({e})"))?;
+    let raw: RawImageConfig =
+        serde_json::from_slice(body).map_err(|e| format!("the image config is not valid ({e})"))?;
     let run = raw.config.unwrap_or(RawRunConfig {
         entrypoint: None,
         cmd: None,
@@ -633,39 +681,79 @@ mod tests {
     #[test]
     fn parses_manifest_kinds() {
         let docker_list = serde_json::json!({"schemaVersion": 2, "mediaType": IMAGE_MANIFEST_LIST_MEDIA_TYPE, "manifests": []});
-        assert!(matches!(parse_manifest(docker_list.to_string().as_bytes()), Ok(Manifest::Index(_))));
+        assert!(matches!(
+            parse_manifest(docker_list.to_string().as_bytes()),
+            Ok(Manifest::Index(_))
+        ));
         let untyped_index = serde_json::json!({"schemaVersion": 2, "manifests": []});
-        assert!(matches!(parse_manifest(untyped_index.to_string().as_bytes()), Ok(Manifest::Index(_))));
+        assert!(matches!(
+            parse_manifest(untyped_index.to_string().as_bytes()),
+            Ok(Manifest::Index(_))
+        ));
         let desc = serde_json::json!({"mediaType": "application/vnd.docker.container.image.v1+json", "digest": "sha256:x", "size": 1});
         let docker = serde_json::json!({"schemaVersion": 2, "mediaType": IMAGE_MANIFEST_MEDIA_TYPE, "config": desc, "layers": []});
-        assert!(matches!(parse_manifest(docker.to_string().as_bytes()), Ok(Manifest::Image(_))));
+        assert!(matches!(
+            parse_manifest(docker.to_string().as_bytes()),
+            Ok(Manifest::Image(_))
+        ));
         let untyped = serde_json::json!({"schemaVersion": 2, "config": desc, "layers": []});
-        assert!(matches!(parse_manifest(untyped.to_string().as_bytes()), Ok(Manifest::Image(_))));
+        assert!(matches!(
+            parse_manifest(untyped.to_string().as_bytes()),
+            Ok(Manifest::Image(_))
+        ));
 
         let errs = [
-            (serde_json::json!({"schemaVersion": 1, "name": "x"}), "schema 1"),
-            (serde_json::json!({"schemaVersion": 2, "mediaType": "text/plain"}), "unsupported manifest media type"),
-            (serde_json::json!({"schemaVersion": 2, "mediaType": OCI_IMAGE_MEDIA_TYPE}), "malformed"),
+            (
+                serde_json::json!({"schemaVersion": 1, "name": "x"}),
+                "schema 1",
+            ),
+            (
+                serde_json::json!({"schemaVersion": 2, "mediaType": "text/plain"}),
+                "unsupported manifest media type",
+            ),
+            (
+                serde_json::json!({"schemaVersion": 2, "mediaType": OCI_IMAGE_MEDIA_TYPE}),
+                "malformed",
+            ),
         ];
         for (body, want) in errs {
             let e = parse_manifest(body.to_string().as_bytes()).expect_err(want);
             assert!(e.contains(want), "{e}");
         }
-        assert!(parse_manifest(b"<html>").expect_err("html").contains("not valid JSON"));
+        assert!(
+            parse_manifest(b"<html>")
+                .expect_err("html")
+                .contains("not valid JSON")
+        );
     }
 
     #[test]
     fn parses_config_variants() {
-        let cases: [(&str, Option<Vec<&str>>, Option<Vec<&str>>); 5] = [
-            (r#"{"config": {"Entrypoint": ["/e"], "Cmd": ["a", "b"]}}"#, Some(vec!["/e"]), Some(vec!["a", "b"])),
-            (r#"{"config": {"Entrypoint": ["/e"], "Cmd": null}}"#, Some(vec!["/e"]), None),
-            (r#"{"config": {"Cmd": ["sh"], "Env": ["A=1"]}}"#, None, Some(vec!["sh"])),
+        type Case<'a> = (&'a str, Option<Vec<&'a str>>, Option<Vec<&'a str>>);
+        let cases: [Case<'_>; 5] = [
+            (
+                r#"{"config": {"Entrypoint": ["/e"], "Cmd": ["a", "b"]}}"#,
+                Some(vec!["/e"]),
+                Some(vec!["a", "b"]),
+            ),
+            (
+                r#"{"config": {"Entrypoint": ["/e"], "Cmd": null}}"#,
+                Some(vec!["/e"]),
+                None,
+            ),
+            (
+                r#"{"config": {"Cmd": ["sh"], "Env": ["A=1"]}}"#,
+                None,
+                Some(vec!["sh"]),
+            ),
             (r#"{"config": {}}"#, None, None),
             (r#"{"architecture": "amd64", "os": "linux"}"#, None, None),
         ];
         for (body, ep, cmd) in cases {
             let got = parse_config(body.as_bytes()).expect(body);
-            let own = |v: Option<Vec<&str>>| v.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>());
+            let own = |v: Option<Vec<&str>>| {
+                v.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>())
+            };
             assert_eq!(got.entrypoint, own(ep), "{body}");
             assert_eq!(got.cmd, own(cmd), "{body}");
         }
@@ -677,13 +765,21 @@ mod tests {
         let cases = [
             ("nginx", "docker.io/library/nginx:latest"),
             ("docker.io/nginx:1.27", "docker.io/library/nginx:1.27"),
-            ("index.docker.io/library/nginx", "docker.io/library/nginx:latest"),
+            (
+                "index.docker.io/library/nginx",
+                "docker.io/library/nginx:latest",
+            ),
             ("127.0.0.1:5000/app:v1", "127.0.0.1:5000/app:v1"),
         ];
         for (input, want) in cases {
             assert_eq!(parse_reference(input).expect(input).whole(), want);
         }
-        let e = parse_reference("UPPER/Case:tag").expect_err("invalid").to_string();
-        assert!(e.contains("\"UPPER/Case:tag\" is not a valid image reference"), "{e}");
+        let e = parse_reference("UPPER/Case:tag")
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            e.contains("\"UPPER/Case:tag\" is not a valid image reference"),
+            "{e}"
+        );
     }
 }

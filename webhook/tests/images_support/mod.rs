@@ -179,7 +179,10 @@ impl TestRegistry {
                     _dir: dir,
                 };
             }
-            eprintln!("docker-registry did not come up on {addr}: {}", proc.log_text());
+            eprintln!(
+                "docker-registry did not come up on {addr}: {}",
+                proc.log_text()
+            );
         }
         panic!("could not start docker-registry (see output above)");
     }
@@ -235,12 +238,7 @@ impl TestRegistry {
 
     /// Pushes a single-platform image with the given ENTRYPOINT / CMD; returns the manifest
     /// digest and size. `docker` selects Docker v2 schema 2 media types instead of OCI.
-    pub async fn push_image(
-        &self,
-        repo: &str,
-        tag: &str,
-        image: &TestImage,
-    ) -> (String, usize) {
+    pub async fn push_image(&self, repo: &str, tag: &str, image: &TestImage) -> (String, usize) {
         let layer = format!("layer of {repo}:{tag} {}", image.arch).into_bytes();
         let mut run = serde_json::Map::new();
         if let Some(e) = &image.entrypoint {
@@ -269,7 +267,8 @@ impl TestRegistry {
             "layers": [{"mediaType": lmt, "digest": sha256(&layer), "size": layer.len()}],
         });
         let manifest = serde_json::to_vec(&manifest).expect("manifest json");
-        self.push_raw(repo, tag, &[config, layer], &manifest, mt).await
+        self.push_raw(repo, tag, &[config, layer], &manifest, mt)
+            .await
     }
 
     /// Pushes one image per entry and an index over them under `repo:tag`; returns the index digest.
@@ -370,7 +369,9 @@ impl Drop for CountingProxy {
 
 impl CountingProxy {
     pub async fn start(upstream: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let seen: Arc<Mutex<Vec<SeenRequest>>> = Arc::default();
         let upstream = upstream.trim_end_matches('/').to_owned();
@@ -382,7 +383,9 @@ impl CountingProxy {
         let seen2 = seen.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let (seen, upstream, http) = (seen2.clone(), upstream.clone(), http.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -407,7 +410,12 @@ impl CountingProxy {
     }
 
     pub fn count(&self, f: impl Fn(&SeenRequest) -> bool) -> usize {
-        self.seen.lock().expect("lock").iter().filter(|r| f(r)).count()
+        self.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|r| f(r))
+            .count()
     }
 }
 
@@ -448,10 +456,17 @@ async fn forward(
         amz_target: header("x-amz-target"),
         authorization: header("authorization"),
     });
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let mut out = http.request(parts.method.clone(), format!("{upstream}{path}"));
     for (name, value) in &parts.headers {
-        if matches!(name.as_str(), "host" | "connection" | "proxy-connection" | "content-length") {
+        if matches!(
+            name.as_str(),
+            "host" | "connection" | "proxy-connection" | "content-length"
+        ) {
             continue;
         }
         out = out.header(name, value);
@@ -467,7 +482,10 @@ async fn forward(
     };
     let mut builder = Response::builder().status(resp.status());
     for (name, value) in resp.headers() {
-        if matches!(name.as_str(), "connection" | "transfer-encoding" | "content-length") {
+        if matches!(
+            name.as_str(),
+            "connection" | "transfer-encoding" | "content-length"
+        ) {
             continue;
         }
         builder = builder.header(name, value);
@@ -514,7 +532,10 @@ impl Moto {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            eprintln!("moto_server did not come up on port {port}: {}", proc.log_text());
+            eprintln!(
+                "moto_server did not come up on port {port}: {}",
+                proc.log_text()
+            );
         }
         panic!("could not start moto_server (see output above)");
     }
