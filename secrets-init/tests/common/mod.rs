@@ -1,0 +1,530 @@
+//! Test support: a real Secrets Manager protocol peer (`moto_server`), a counting and
+//! fault-injecting HTTP proxy in front of it, a Pod-Identity-style credentials endpoint,
+//! and a runner for the built `secrets-init` binary.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::ffi::OsStr;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+pub const REGION: &str = "us-east-1";
+pub const STATIC_KEY: &str = "AKIASTATICAPPKEY0000";
+
+/// Finds a prerequisite: on PATH, or where `scripts/setup` puts it. A missing tool fails
+/// the test (never a skip).
+pub fn tool(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.push(root.join(".tools/venv/bin"));
+    dirs.push(root.join(".tools/bin"));
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found on PATH or in .tools/: run scripts/setup"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port} within 60 s");
+}
+
+/// A `moto_server` on a free loopback port, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        Self::spawn(None)
+    }
+
+    /// With TLS, using the given PEM certificate and key.
+    pub fn start_tls(cert: &Path, key: &Path) -> Self {
+        Self::spawn(Some((cert, key)))
+    }
+
+    fn spawn(tls: Option<(&Path, &Path)>) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new(tool("moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((cert, key)) = tls {
+            cmd.arg("-c").arg(cert).arg("-k").arg(key);
+        }
+        let mut child = cmd.spawn().expect("spawn moto_server");
+        wait_for_port(port, "moto_server", &mut child);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        Moto {
+            child,
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
+            runtime: tokio::runtime::Runtime::new().expect("runtime"),
+        }
+    }
+
+    pub fn client(&self, region: &str) -> Client {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        Client::from_conf(config)
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// Creates a string secret and returns its ARN.
+    pub fn create(&self, name: &str, value: &str) -> String {
+        self.create_in(REGION, name, value)
+    }
+
+    pub fn create_in(&self, region: &str, name: &str, value: &str) -> String {
+        let client = self.client(region);
+        self.block_on(async {
+            let out = client
+                .create_secret()
+                .name(name)
+                .secret_string(value)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("create {name}: {e:?}"));
+            out.arn().expect("arn").to_owned()
+        })
+    }
+
+    pub fn create_binary(&self, name: &str, bytes: &[u8]) {
+        let client = self.client(REGION);
+        self.block_on(async {
+            client
+                .create_secret()
+                .name(name)
+                .secret_binary(aws_smithy_types::Blob::new(bytes.to_vec()))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("create {name}: {e:?}"));
+        });
+    }
+
+    /// Puts a new version; returns its version id.
+    pub fn put_version(&self, name: &str, value: &str, stages: &[&str]) -> String {
+        let client = self.client(REGION);
+        self.block_on(async {
+            let mut req = client
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(value);
+            for s in stages {
+                req = req.version_stages(*s);
+            }
+            let out = req
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("put {name}: {e:?}"));
+            out.version_id().expect("version id").to_owned()
+        })
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One API call seen by the proxy.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// `secretsmanager.GetSecretValue`, `secretsmanager.BatchGetSecretValue`,
+    /// `sts.AssumeRoleWithWebIdentity`, …
+    pub operation: String,
+    /// The access key id the request was signed with.
+    pub access_key: Option<String>,
+    /// The region in the signature scope.
+    pub region: Option<String>,
+}
+
+/// What the proxy does instead of forwarding.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Answer `BatchGetSecretValue` with this AWS error code (HTTP 400).
+    pub batch_error: Option<String>,
+    /// Never answer Secrets Manager calls (to exercise `--timeout`).
+    pub hang: bool,
+}
+
+/// A counting, fault-injecting HTTP proxy in front of an upstream endpoint.
+pub struct Proxy {
+    pub endpoint: String,
+    calls: Arc<Mutex<Vec<Call>>>,
+    faults: Arc<Mutex<Faults>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str) -> Self {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let upstream = upstream.to_owned();
+        let client: HttpClient<_, Full<Bytes>> =
+            HttpClient::builder(TokioExecutor::new()).build_http();
+        let (c, f) = (calls.clone(), faults.clone());
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (client, upstream, c, f) =
+                    (client.clone(), upstream.clone(), c.clone(), f.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        forward(req, client.clone(), upstream.clone(), c.clone(), f.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Proxy {
+            endpoint: format!("http://{addr}"),
+            calls,
+            faults,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().expect("lock").clone()
+    }
+
+    pub fn count(&self, operation: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.operation == operation)
+            .count()
+    }
+
+    /// Calls per operation, e.g. {"secretsmanager.BatchGetSecretValue": 2}.
+    pub fn summary(&self) -> BTreeMap<String, usize> {
+        let mut map = BTreeMap::new();
+        for c in self.calls() {
+            *map.entry(c.operation).or_default() += 1;
+        }
+        map
+    }
+
+    pub fn reset(&self) {
+        self.calls.lock().expect("lock").clear();
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().expect("lock") = faults;
+    }
+}
+
+async fn forward(
+    req: Request<Incoming>,
+    client: HttpClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    upstream: String,
+    calls: Arc<Mutex<Vec<Call>>>,
+    faults: Arc<Mutex<Faults>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let operation = match header("x-amz-target") {
+        Some(t) => t,
+        None => {
+            let text = String::from_utf8_lossy(&body);
+            let action = text
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("Action="))
+                .unwrap_or("unknown");
+            format!("form.{action}")
+        }
+    };
+    let operation = operation.replace("form.AssumeRole", "sts.AssumeRole");
+    let (access_key, region) = header("authorization")
+        .and_then(|auth| {
+            let scope = auth
+                .split("Credential=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .to_owned();
+            let mut fields = scope.split('/');
+            let key = fields.next()?.to_owned();
+            let _date = fields.next();
+            let region = fields.next().map(str::to_owned);
+            Some((Some(key), region))
+        })
+        .unwrap_or((None, None));
+    calls.lock().expect("lock").push(Call {
+        operation: operation.clone(),
+        access_key,
+        region,
+    });
+    let f = faults.lock().expect("lock").clone();
+    if f.hang && operation.starts_with("secretsmanager.") {
+        std::future::pending::<()>().await;
+    }
+    if let (Some(code), "secretsmanager.BatchGetSecretValue") = (&f.batch_error, operation.as_str())
+    {
+        let body = format!(r#"{{"__type":"{code}","message":"injected by the test proxy"}}"#);
+        return Ok(Response::builder()
+            .status(400)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amzn-errortype", code.as_str())
+            .body(Full::new(Bytes::from(body)))
+            .expect("response"));
+    }
+    let uri = format!(
+        "{upstream}{}",
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let mut out = Request::builder().method(parts.method.clone()).uri(uri);
+    for (k, v) in &parts.headers {
+        out = out.header(k, v);
+    }
+    let out = out.body(Full::new(body)).expect("request");
+    match client.request(out).await {
+        Ok(resp) => {
+            let (p, b) = resp.into_parts();
+            let bytes = b.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            Ok(Response::from_parts(p, Full::new(bytes)))
+        }
+        Err(e) => Ok(Response::builder()
+            .status(502)
+            .body(Full::new(Bytes::from(format!("proxy: {e}"))))
+            .expect("response")),
+    }
+}
+
+/// A Pod-Identity-style container credentials endpoint: answers with `access_key` when the
+/// request carries `Authorization: <token>`, 401 otherwise.
+pub struct CredentialsEndpoint {
+    pub url: String,
+    pub requests: Arc<Mutex<Vec<Option<String>>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl CredentialsEndpoint {
+    pub fn start(token: &str, access_key: &str) -> Self {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr: SocketAddr = listener.local_addr().expect("addr");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (token, key, seen) = (token.to_owned(), access_key.to_owned(), requests.clone());
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (token, key, seen) = (token.clone(), key.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let auth = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        seen.lock().expect("lock").push(auth.clone());
+                        let ok = auth.as_deref() == Some(token.as_str());
+                        let body = if ok {
+                            format!(
+                                r#"{{"AccessKeyId":"{key}","SecretAccessKey":"pod-identity-secret","Token":"pod-identity-session","Expiration":"2099-01-01T00:00:00Z"}}"#
+                            )
+                        } else {
+                            r#"{"message":"bad token"}"#.to_owned()
+                        };
+                        async move {
+                            Ok::<_, Infallible>(
+                                Response::builder()
+                                    .status(if ok { 200 } else { 401 })
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(Bytes::from(body)))
+                                    .expect("response"),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        CredentialsEndpoint {
+            url: format!("http://{addr}/v1/credentials"),
+            requests,
+            _runtime: runtime,
+        }
+    }
+}
+
+/// What a run of secrets-init produced. `env`/`pid` come from the default test program,
+/// which prints its PID and its own environment.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub spawned_pid: u32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// For runs of [`APP`]: the PID it printed and the environment it saw.
+    pub fn app(&self) -> (u32, BTreeMap<String, String>) {
+        let text = self.stdout_text();
+        let (first, rest) = text
+            .split_once('\n')
+            .unwrap_or_else(|| panic!("app did not run; stdout {text:?}, stderr {}", self.stderr));
+        let pid = first.trim().parse().expect("pid line");
+        let env = rest
+            .split('\0')
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        (pid, env)
+    }
+
+    /// Asserts that none of `secrets` appears in stderr (or in `extra`).
+    pub fn assert_no_secret_in_logs(&self, secrets: &[&str]) {
+        for s in secrets {
+            assert!(
+                !self.stderr.contains(s),
+                "secret value {s:?} leaked into stderr:\n{}",
+                self.stderr
+            );
+        }
+    }
+}
+
+/// The program secrets-init execs in most tests: prints its PID, then its environment.
+pub const APP: [&str; 3] = ["/bin/sh", "-c", "echo $$; cat /proc/$$/environ"];
+
+/// A `secrets-init` command with a clean environment pointing at `endpoint`.
+pub fn secrets_init(endpoint: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_secrets-init"));
+    cmd.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", STATIC_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "static-app-secret")
+        .env(
+            "SECRETS_INIT_TERMINATION_LOG",
+            "/nonexistent/termination-log",
+        );
+    cmd
+}
+
+/// Runs to completion (bounded: 60 s, then killed and the test fails).
+pub fn run(cmd: &mut Command) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn secrets-init");
+    let spawned_pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("secrets-init did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("output");
+    Run {
+        status: out.status,
+        spawned_pid,
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `secrets-init [args] -- APP` against `endpoint` with extra env.
+pub fn run_app(endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = secrets_init(endpoint);
+    cmd.args(args).arg("--").args(APP);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
+
+pub fn arg(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
