@@ -12,7 +12,10 @@ use axum::routing::{get, post};
 use mutation_modes::ImageConfigSource;
 use tower::ServiceBuilder;
 
-use crate::layers::{self, auth::Auth, concurrency::Guard};
+use crate::Error;
+use crate::config::Config;
+use crate::layers::auth::{Auth, BearerToken};
+use crate::layers::{self, concurrency::Guard};
 use crate::metrics::Metrics;
 
 /// Readiness, shared by the router (`/readyz`) and the server (turns it off on shutdown).
@@ -71,6 +74,34 @@ impl<S> AppState<S> {
         Self {
             inner: Arc::new(inner),
         }
+    }
+
+    /// State from the configuration: mutation settings checked, bearer token file read.
+    /// The client-certificate requirement follows `--client-ca` (the TLS layer verifies).
+    pub fn from_config(
+        config: &Config,
+        metrics: Metrics,
+        readiness: Readiness,
+        images: S,
+    ) -> Result<Self, Error> {
+        let bearer = match &config.bearer_token_file {
+            Some(path) => Some(Arc::new(BearerToken::load(path)?)),
+            None => None,
+        };
+        Ok(Self::new(Inner {
+            images,
+            mutation: crate::glue::mutation_config(config)?,
+            metrics,
+            readiness,
+            auth: Auth {
+                require_client_cert: config.client_ca.is_some(),
+                bearer,
+            },
+            request_timeout: config.request_timeout,
+            read_timeout: config.read_timeout,
+            max_body_bytes: config.max_body_bytes,
+            max_concurrent_requests: config.max_concurrent_requests,
+        }))
     }
 }
 

@@ -31,10 +31,9 @@ use tower::ServiceExt;
 
 use crate::Error;
 use crate::config::Config;
-use crate::glue;
-use crate::layers::auth::{Auth, BearerToken, ConnectionInfo};
+use crate::layers::auth::ConnectionInfo;
 use crate::metrics::Metrics;
-use crate::router::{AppState, Inner, Readiness, metrics_router, router};
+use crate::router::{AppState, Readiness, metrics_router, router};
 use crate::tls::{self, CertReloader, CertResolver};
 
 /// A bound, not yet serving, webhook.
@@ -62,7 +61,7 @@ impl Server {
     /// Builds everything from the configuration, with the real image source, and binds.
     pub async fn bind(config: Config) -> Result<Self, Error> {
         let metrics = Metrics::new()?;
-        let images = glue::image_source(&config, &metrics.registry)?;
+        let images = crate::glue::image_source(&config, &metrics.registry)?;
         Self::bind_with(config, metrics, images).await
     }
 
@@ -91,29 +90,12 @@ impl Server {
             }
         };
         let server_config = tls::server_config(resolver, config.client_ca.as_deref())?;
-        let bearer = match &config.bearer_token_file {
-            Some(path) => Some(Arc::new(BearerToken::load(path)?)),
-            None => None,
-        };
-        let auth = Auth {
-            require_client_cert: config.client_ca.is_some(),
-            bearer,
-        };
-        if !auth.is_enabled() {
+        let readiness = Readiness::new(true);
+        let state = AppState::from_config(&config, metrics.clone(), readiness.clone(), images)?;
+        if !state.auth.is_enabled() {
             tracing::info!("client authentication is off (no --client-ca, no --bearer-token-file)");
         }
-        let readiness = Readiness::new(true);
-        let app = router(AppState::new(Inner {
-            images,
-            mutation: glue::mutation_config(&config)?,
-            metrics: metrics.clone(),
-            readiness: readiness.clone(),
-            auth,
-            request_timeout: config.request_timeout,
-            read_timeout: config.read_timeout,
-            max_body_bytes: config.max_body_bytes,
-            max_concurrent_requests: config.max_concurrent_requests,
-        }));
+        let app = router(state);
         let tls_listener = bind(config.listen).await?;
         let metrics_listener = bind(config.metrics_listen).await?;
         Ok(Self {

@@ -1,0 +1,325 @@
+//! Shared helpers for the webhook's integration tests: test CAs and certificates (rcgen),
+//! TLS clients, in-process servers on free loopback ports, image sources, metric parsing.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mutation_modes::{ImageConfig, ImageConfigError, ImageConfigSource, Platform};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SerialNumber,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use secrets_init_webhook::Server;
+use secrets_init_webhook::config::Config;
+use secrets_init_webhook::metrics::Metrics;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A test certificate authority.
+pub struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pub cert_pem: String,
+}
+
+/// A PEM certificate and key.
+#[derive(Clone)]
+pub struct Pair {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().expect("ca key");
+        let cert = params.self_signed(&key).expect("ca cert");
+        Self {
+            issuer: Issuer::new(params, key),
+            cert_pem: cert.pem(),
+        }
+    }
+
+    /// A serving certificate for localhost/127.0.0.1 with the given serial.
+    pub fn server_pair(&self, serial: u8) -> Pair {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("server params");
+        params.serial_number = Some(SerialNumber::from_slice(&[0x01, serial]));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(params)
+    }
+
+    /// A client certificate.
+    pub fn client_pair(&self, cn: &str) -> Pair {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(params)
+    }
+
+    fn sign(&self, params: CertificateParams) -> Pair {
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        Pair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+/// The serial of a PEM certificate as the server reports it (hex with colons).
+pub fn pem_serial(pem: &str) -> String {
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).expect("pem");
+    der_serial(&der)
+}
+
+pub fn der_serial(der: &[u8]) -> String {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).expect("x509");
+    cert.raw_serial_as_string()
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A rustls client trusting `ca`, speaking exactly `versions`, optionally with a client cert.
+pub fn client_config(
+    ca_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    identity: Option<&Pair>,
+) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.expect("ca pem")).expect("add root");
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots);
+    match identity {
+        None => builder.with_no_client_auth(),
+        Some(p) => {
+            let chain = CertificateDer::pem_slice_iter(p.cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .expect("client chain");
+            let key = PrivateKeyDer::from_pem_slice(p.key_pem.as_bytes()).expect("client key");
+            builder
+                .with_client_auth_cert(chain, key)
+                .expect("client auth")
+        }
+    }
+}
+
+/// What one fresh connection saw.
+#[derive(Debug)]
+pub struct Probe {
+    pub serial: String,
+    pub version: rustls::ProtocolVersion,
+    pub status_line: String,
+}
+
+/// Opens a fresh TLS connection, sends `GET path` (HTTP/1.1, Connection: close) and returns
+/// the served certificate's serial and the status line.
+pub async fn probe(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    path: &str,
+) -> Result<Probe, String> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let (serial, version) = {
+        let (_, conn) = tls.get_ref();
+        let certs = conn.peer_certificates().ok_or("no server certificate")?;
+        (
+            der_serial(&certs[0]),
+            conn.protocol_version().ok_or("no version")?,
+        )
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tls.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    let mut buf = Vec::new();
+    tls.read_to_end(&mut buf)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&buf);
+    let status_line = text.lines().next().unwrap_or_default().to_owned();
+    Ok(Probe {
+        serial,
+        version,
+        status_line,
+    })
+}
+
+/// A reqwest client with our own rustls config (TLS 1.3, test CA, optional identity).
+pub fn https_client(ca_pem: &str, identity: Option<&Pair>) -> reqwest::Client {
+    let tls = client_config(ca_pem, &[&rustls::version::TLS13], identity);
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("reqwest client")
+}
+
+/// Image configs from a table; anything else is "not found".
+#[derive(Debug, Default, Clone)]
+pub struct TableImages(pub HashMap<String, ImageConfig>);
+
+impl ImageConfigSource for TableImages {
+    async fn image_config(
+        &self,
+        image: &str,
+        _p: &Platform,
+    ) -> Result<ImageConfig, ImageConfigError> {
+        self.0
+            .get(image)
+            .cloned()
+            .ok_or_else(|| ImageConfigError::NotFound {
+                image: image.to_owned(),
+            })
+    }
+}
+
+/// A registry that takes `delay` to answer each lookup (then answers from the table).
+#[derive(Debug, Clone)]
+pub struct SlowImages {
+    pub delay: Duration,
+    pub table: TableImages,
+}
+
+impl ImageConfigSource for SlowImages {
+    async fn image_config(
+        &self,
+        image: &str,
+        p: &Platform,
+    ) -> Result<ImageConfig, ImageConfigError> {
+        tokio::time::sleep(self.delay).await;
+        self.table.image_config(image, p).await
+    }
+}
+
+/// The bytes of `config/examples/<name>`.
+pub fn example(name: &str) -> Vec<u8> {
+    let path = examples_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+pub fn examples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/examples")
+}
+
+/// A config for in-process servers: loopback, port 0, no shutdown delay.
+pub fn test_config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+        shutdown_delay: Duration::ZERO,
+        shutdown_timeout: Duration::from_secs(10),
+        ..Config::default()
+    }
+}
+
+/// An in-process server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub metrics: Metrics,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(15), t)
+                .await
+                .expect("server stops within 15 s")
+                .expect("server task");
+        }
+    }
+}
+
+pub async fn start<S: ImageConfigSource + 'static>(config: Config, images: S) -> Running {
+    let metrics = Metrics::new().expect("metrics");
+    let server = Server::bind_with(config, metrics.clone(), images)
+        .await
+        .expect("server binds");
+    let addr = server.local_addr();
+    let metrics_addr = server.metrics_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .serve(async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+    });
+    Running {
+        addr,
+        metrics_addr,
+        metrics,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// Parses Prometheus text: `name{labels}` (as written) → value. Panics on a malformed line.
+pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad metric line {line:?}"));
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad metric value in {line:?}"));
+        out.insert(key.to_owned(), v);
+    }
+    out
+}
+
+/// Polls `f` until it returns `Some`, at most `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,355 @@
+//! `/mutate`, `/healthz`, `/readyz` through the real router and layer stack, without a
+//! socket (`Router::oneshot`).
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{SlowImages, TableImages, example, parse_metrics};
+use mutation_modes::{ImageConfig, ImageConfigSource};
+use secrets_init_webhook::config::Config;
+use secrets_init_webhook::layers::auth::ConnectionInfo;
+use secrets_init_webhook::metrics::Metrics;
+use secrets_init_webhook::{AppState, Readiness, router};
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn app<S: ImageConfigSource + 'static>(
+    config: &Config,
+    images: S,
+) -> (axum::Router, Metrics, Readiness) {
+    let metrics = Metrics::new().expect("metrics");
+    let readiness = Readiness::new(true);
+    let state =
+        AppState::from_config(config, metrics.clone(), readiness.clone(), images).expect("state");
+    (router(state), metrics, readiness)
+}
+
+fn post(body: impl Into<Body>) -> Request<Body> {
+    Request::post("/mutate")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.into())
+        .expect("request")
+}
+
+async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (status, body.to_vec())
+}
+
+/// The `response` of an AdmissionReview answer, with `patch` decoded to JSON.
+fn response(body: &[u8]) -> Value {
+    let v: Value = serde_json::from_slice(body).expect("JSON answer");
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(v["kind"], "AdmissionReview");
+    let mut r = v["response"].clone();
+    if let Some(p) = r.get("patch").cloned() {
+        let bytes: Vec<u8> = serde_json::from_value(p).expect("patch bytes");
+        r["patch"] = serde_json::from_slice(&bytes).expect("patch is JSON");
+    }
+    r
+}
+
+fn uid_of(example_body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(example_body).expect("example");
+    v["request"]["uid"].as_str().expect("uid").to_owned()
+}
+
+#[tokio::test]
+async fn examples_get_the_expected_answers() {
+    let (app, metrics, _) = app(&Config::default(), TableImages::default());
+    // (example, allowed, patched, message fragment)
+    let cases: &[(&str, bool, bool, &str)] = &[
+        ("pod-with-command.json", true, true, ""),
+        ("pod-skip.json", true, false, ""),
+        ("non-pod.json", true, false, ""),
+        ("pod-invalid-annotation.json", false, false, "valid values"),
+        (
+            "pod-needs-registry.json",
+            false,
+            false,
+            "127.0.0.1:5000/myapp:1.4.2",
+        ),
+    ];
+    for (name, allowed, patched, fragment) in cases {
+        let body = example(name);
+        let (status, answer) = send(&app, post(body.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{name}");
+        let r = response(&answer);
+        assert_eq!(r["uid"], uid_of(&body), "{name}: uid echoed");
+        assert_eq!(r["allowed"], *allowed, "{name}: {r}");
+        assert_eq!(r.get("patch").is_some(), *patched, "{name}: {r}");
+        if !fragment.is_empty() {
+            let msg = r["status"]["message"].as_str().unwrap_or_default();
+            assert!(
+                msg.contains(fragment),
+                "{name}: message {msg:?} lacks {fragment:?}"
+            );
+        }
+    }
+    let m = parse_metrics(&metrics.render());
+    let count =
+        |r: &str| m[&format!("secrets_init_webhook_admission_requests_total{{result=\"{r}\"}}")];
+    assert_eq!(count("mutated"), 1.0);
+    assert_eq!(count("skipped"), 2.0);
+    assert_eq!(count("denied"), 2.0);
+    assert_eq!(count("error"), 0.0);
+    assert_eq!(
+        m["secrets_init_webhook_admission_duration_seconds_count"],
+        5.0
+    );
+}
+
+#[tokio::test]
+async fn mutated_pod_runs_secrets_init_first() {
+    let (app, _, _) = app(&Config::default(), TableImages::default());
+    let (_, answer) = send(&app, post(example("pod-with-command.json"))).await;
+    let r = response(&answer);
+    assert_eq!(r["patchType"], "JSONPatch");
+    let ops = r["patch"].as_array().expect("patch ops");
+    assert!(
+        ops.iter()
+            .any(|op| op["path"] == "/spec/containers/0/command/0"
+                && op["value"] == "/secrets-init/bin/secrets-init"),
+        "{ops:?}"
+    );
+    assert!(
+        ops.iter()
+            .any(|op| op["path"] == "/metadata/annotations/secretsinit.io~1injected"),
+        "{ops:?}"
+    );
+}
+
+#[tokio::test]
+async fn image_lookup_goes_through_the_given_source() {
+    let mut table = TableImages::default();
+    table.0.insert(
+        "127.0.0.1:5000/myapp:1.4.2".into(),
+        ImageConfig {
+            entrypoint: Some(vec!["/app/server".into()]),
+            cmd: Some(vec!["--port".into(), "8080".into()]),
+        },
+    );
+    let (app, _, _) = app(&Config::default(), table);
+    let (_, answer) = send(&app, post(example("pod-needs-registry.json"))).await;
+    let r = response(&answer);
+    assert_eq!(r["allowed"], true, "{r}");
+    let text = r["patch"].to_string();
+    assert!(text.contains("/app/server"), "{text}");
+}
+
+#[tokio::test]
+async fn dry_run_is_answered_like_a_real_request() {
+    let (app, _, _) = app(&Config::default(), TableImages::default());
+    let real = example("pod-with-command.json");
+    let mut v: Value = serde_json::from_slice(&real).expect("json");
+    v["request"]["dryRun"] = Value::Bool(true);
+    let (_, a) = send(&app, post(real)).await;
+    let (_, b) = send(&app, post(serde_json::to_vec(&v).expect("json"))).await;
+    assert_eq!(response(&a), response(&b));
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_400_with_one_line() {
+    let (app, metrics, _) = app(&Config::default(), TableImages::default());
+    let no_request = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#;
+    let v1beta1 = String::from_utf8(example("pod-skip.json"))
+        .expect("utf8")
+        .replace("admission.k8s.io/v1", "admission.k8s.io/v1beta1");
+    let cases: &[(&str, &str)] = &[
+        ("not json at all", "not an AdmissionReview"),
+        (
+            "{\"apiVersion\": \"v1\", \"kind\": \"Pod\"}",
+            "expected \"AdmissionReview\"",
+        ),
+        (no_request, "no `request`"),
+        (&v1beta1, "admission.k8s.io/v1"),
+        ("", "not an AdmissionReview"),
+    ];
+    for (body, fragment) in cases {
+        let (status, answer) = send(&app, post(body.to_string())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let text = String::from_utf8(answer).expect("utf8");
+        assert_eq!(text.trim_end().lines().count(), 1, "one line: {text:?}");
+        assert!(text.contains(fragment), "{text:?} lacks {fragment:?}");
+    }
+    let m = parse_metrics(&metrics.render());
+    assert_eq!(
+        m["secrets_init_webhook_admission_requests_total{result=\"error\"}"],
+        5.0
+    );
+}
+
+#[tokio::test]
+async fn slow_registry_is_denied_before_the_deadline_naming_the_image() {
+    let config = Config {
+        request_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let images = SlowImages {
+        delay: Duration::from_secs(30),
+        table: TableImages::default(),
+    };
+    let (app, metrics, _) = app(&config, images);
+    let body = example("pod-needs-registry.json");
+    let started = std::time::Instant::now();
+    let (status, answer) = send(&app, post(body.clone())).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered promptly"
+    );
+    assert_eq!(status, StatusCode::OK, "a denial, not a 5xx");
+    let r = response(&answer);
+    assert_eq!(r["uid"], uid_of(&body));
+    assert_eq!(r["allowed"], false);
+    let msg = r["status"]["message"].as_str().expect("message");
+    assert!(msg.contains("timed out after 300ms"), "{msg}");
+    assert!(msg.contains("127.0.0.1:5000/myapp:1.4.2"), "{msg}");
+    let m = parse_metrics(&metrics.render());
+    assert_eq!(
+        m["secrets_init_webhook_admission_requests_total{result=\"error\"}"],
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let config = Config {
+        max_body_bytes: 2048,
+        ..Config::default()
+    };
+    let (app, _, _) = app(&config, TableImages::default());
+    // Declared length over the limit: refused from the header.
+    let (status, _) = send(&app, post(vec![b' '; 8192])).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // No declared length (streamed): cut off once past the limit.
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..8)
+        .map(|_| Ok(bytes::Bytes::from(vec![b' '; 512])))
+        .collect();
+    let streamed = Body::from_stream(futures::stream::iter(chunks));
+    let (status, _) = send(&app, post(streamed)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Under the limit: handled.
+    let (status, _) = send(&app, post(example("non-pod.json"))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bearer_token_auth_on_and_off() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").expect("write");
+    let on = Config {
+        bearer_token_file: Some(token_file.clone()),
+        ..Config::default()
+    };
+    let (app_on, _, _) = app(&on, TableImages::default());
+    let with = |t: &str| {
+        Request::post("/mutate")
+            .header(header::AUTHORIZATION, format!("Bearer {t}"))
+            .body(Body::from(example("non-pod.json")))
+            .expect("req")
+    };
+    assert_eq!(
+        send(&app_on, post(example("non-pod.json"))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&app_on, with("wrong")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(send(&app_on, with("s3cret-token")).await.0, StatusCode::OK);
+    // Rotated token file: the new token is accepted, the old one refused.
+    std::thread::sleep(Duration::from_millis(20)); // distinct mtime
+    std::fs::write(&token_file, "rotated-token").expect("write");
+    assert_eq!(send(&app_on, with("rotated-token")).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&app_on, with("s3cret-token")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Probes stay open.
+    let probe = Request::get("/healthz").body(Body::empty()).expect("req");
+    assert_eq!(send(&app_on, probe).await.0, StatusCode::OK);
+    // Off: no header needed.
+    let (app_off, _, _) = app(&Config::default(), TableImages::default());
+    assert_eq!(
+        send(&app_off, post(example("non-pod.json"))).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn client_certificate_required_when_a_ca_is_configured() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ca = common::Ca::new("clients");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.cert_pem).expect("write");
+    let config = Config {
+        client_ca: Some(ca_file),
+        ..Config::default()
+    };
+    let (app, _, _) = app(&config, TableImages::default());
+    let (status, body) = send(&app, post(example("non-pod.json"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(String::from_utf8_lossy(&body).contains("client certificate required"));
+    let mut req = post(example("non-pod.json"));
+    req.extensions_mut().insert(ConnectionInfo {
+        client_cert_verified: true,
+    });
+    assert_eq!(send(&app, req).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let (app, _, readiness) = app(&Config::default(), TableImages::default());
+    let get = |p: &str| Request::get(p).body(Body::empty()).expect("req");
+    assert_eq!(send(&app, get("/healthz")).await.0, StatusCode::OK);
+    assert_eq!(send(&app, get("/readyz")).await.0, StatusCode::OK);
+    readiness.set(false);
+    assert_eq!(
+        send(&app, get("/readyz")).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(send(&app, get("/healthz")).await.0, StatusCode::OK);
+    let wrong_method = Request::get("/mutate").body(Body::empty()).expect("req");
+    assert_eq!(
+        send(&app, wrong_method).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn load_is_shed_past_the_concurrency_limit() {
+    let config = Config {
+        max_concurrent_requests: 1,
+        request_timeout: Duration::from_secs(20),
+        ..Config::default()
+    };
+    let images = SlowImages {
+        delay: Duration::from_secs(20),
+        table: TableImages::default(),
+    };
+    let (app, _, _) = app(&config, images);
+    let slow_app = app.clone();
+    let slow =
+        tokio::spawn(
+            async move { send(&slow_app, post(example("pod-needs-registry.json"))).await },
+        );
+    // Once the slow request holds the only permit, the next is shed with 503.
+    let shed = common::eventually(Duration::from_secs(10), "a 503", || {
+        let app = app.clone();
+        async move {
+            let (status, _) = send(&app, post(example("non-pod.json"))).await;
+            (status == StatusCode::SERVICE_UNAVAILABLE).then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(shed, StatusCode::SERVICE_UNAVAILABLE);
+    slow.abort();
+}
