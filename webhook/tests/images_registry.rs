@@ -557,3 +557,95 @@ async fn failures_are_cached_briefly_and_tags_expire() {
         "digest entry refetched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bearer_token_registries_anonymous_and_with_credentials() {
+    let reg = TestRegistry::start().await;
+    reg.push_image("lib/app", "v1", &TestImage::new(Some(&["/tok"]), None))
+        .await;
+
+    // Anonymous tokens (like Docker Hub for public images): the 401 challenge leads to the
+    // token endpoint, asked for pull scope, and the token is then sent.
+    let front = CountingProxy::start_bearer(&format!("http://{}", reg.addr), None).await;
+    let front_addr = front.addr.to_string();
+    let image = format!("{front_addr}/lib/app:v1");
+    let (src, _m) = source(settings(&[&front_addr])).await;
+    let got = src
+        .image_config(&image, &amd64())
+        .await
+        .expect("anonymous bearer");
+    assert_eq!(got.entrypoint, Some(vec!["/tok".to_owned()]));
+    let token_reqs: Vec<_> = front
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/token"))
+        .collect();
+    assert!(!token_reqs.is_empty(), "{:?}", front.requests());
+    assert!(
+        token_reqs
+            .iter()
+            .all(|r| r.path.contains("scope=repository%3Alib%2Fapp%3Apull")
+                || r.path.contains("scope=repository:lib/app:pull")),
+        "{token_reqs:?}"
+    );
+    let bearer = format!("Bearer {}", images_support::BEARER_TOKEN);
+    assert!(
+        front.count(|r| r.path == "/v2/lib/app/manifests/v1"
+            && r.authorization.as_deref() == Some(bearer.as_str()))
+            == 1,
+        "{:?}",
+        front.requests()
+    );
+
+    // A token endpoint that wants credentials: none → clear denial; docker config → works,
+    // and the credentials go to the token endpoint only.
+    let private = CountingProxy::start_bearer(
+        &format!("http://{}", reg.addr),
+        Some(("robot", "robot-secret-789")),
+    )
+    .await;
+    let private_addr = private.addr.to_string();
+    let image = format!("{private_addr}/lib/app:v1");
+    let (src, _m) = source(settings(&[&private_addr])).await;
+    let err = src
+        .image_config(&image, &amd64())
+        .await
+        .expect_err("no creds");
+    let ImageConfigError::Other { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains("credentials needed") && reason.contains(&private_addr),
+        "{reason}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg_path = dir.path().join("config.json");
+    let auth = base64::engine::general_purpose::STANDARD.encode("robot:robot-secret-789");
+    std::fs::write(
+        &cfg_path,
+        serde_json::json!({"auths": {private_addr.clone(): {"auth": auth}}}).to_string(),
+    )
+    .expect("write");
+    let (src, _m) = source(ImageSourceSettings {
+        docker_config: Some(cfg_path),
+        ..settings(&[&private_addr])
+    })
+    .await;
+    let got = src
+        .image_config(&image, &amd64())
+        .await
+        .expect("with creds");
+    assert_eq!(got.entrypoint, Some(vec!["/tok".to_owned()]));
+    let basic = format!("Basic {auth}");
+    for r in private.requests() {
+        if r.authorization.as_deref() == Some(basic.as_str()) {
+            assert!(
+                r.path.starts_with("/token"),
+                "Basic credentials sent to {}",
+                r.path
+            );
+        }
+    }
+    assert!(private.count(|r| r.authorization.as_deref() == Some(basic.as_str())) >= 1);
+}

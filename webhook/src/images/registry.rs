@@ -42,6 +42,9 @@ const ACCEPTED_MANIFESTS: &[&str] = &[
     IMAGE_MANIFEST_MEDIA_TYPE,
 ];
 
+/// At most this many per-registry HTTP clients are kept.
+const MAX_CLIENTS: usize = 256;
+
 const USER_AGENT: &str = concat!("secrets-init-webhook/", env!("CARGO_PKG_VERSION"));
 
 /// Where the credentials for a registry came from (for error hints; never the secret).
@@ -223,6 +226,10 @@ impl RegistryClient {
                 error_chain(&e)
             ))
         })?;
+        if clients.len() >= MAX_CLIENTS {
+            // Image references come from users; do not grow without bound.
+            clients.clear();
+        }
         clients.insert(key, (auth.clone(), client.clone()));
         Ok(client)
     }

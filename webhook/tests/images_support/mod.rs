@@ -353,8 +353,16 @@ pub struct SeenRequest {
     pub authorization: Option<String>,
 }
 
+/// The bearer token the [`CountingProxy`] hands out in bearer mode.
+pub const BEARER_TOKEN: &str = "test-bearer-token-42";
+
 /// An HTTP proxy on 127.0.0.1 that forwards every request (origin-form or, as a forward proxy,
 /// absolute-form) to `upstream` and records it.
+///
+/// In bearer mode it also plays a token-auth registry front (like Docker Hub's): requests
+/// without `Authorization: Bearer <BEARER_TOKEN>` get a 401 with a `Bearer realm=...`
+/// challenge, and `GET /token` hands the token out — to anyone, or only to callers with the
+/// given Basic credentials.
 pub struct CountingProxy {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<SeenRequest>>>,
@@ -367,30 +375,60 @@ impl Drop for CountingProxy {
     }
 }
 
+#[derive(Clone)]
+struct ProxyState {
+    upstream: String,
+    realm: String,
+    http: reqwest::Client,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    /// `Some(None)`: anonymous tokens; `Some(Some(basic))`: tokens for these credentials only.
+    bearer: Option<Option<String>>,
+}
+
 impl CountingProxy {
     pub async fn start(upstream: &str) -> Self {
+        Self::start_with(upstream, None).await
+    }
+
+    /// Bearer-token mode; `basic`: credentials the token endpoint requires (None: anonymous).
+    pub async fn start_bearer(upstream: &str, basic: Option<(&str, &str)>) -> Self {
+        use base64::Engine as _;
+        let basic = basic.map(|(u, p)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        });
+        Self::start_with(upstream, Some(basic)).await
+    }
+
+    async fn start_with(upstream: &str, bearer: Option<Option<String>>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let seen: Arc<Mutex<Vec<SeenRequest>>> = Arc::default();
-        let upstream = upstream.trim_end_matches('/').to_owned();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .expect("reqwest client");
-        let seen2 = seen.clone();
+        let state = ProxyState {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            realm: format!("http://{addr}/token"),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .expect("reqwest client"),
+            seen: seen.clone(),
+            bearer,
+        };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (seen, upstream, http) = (seen2.clone(), upstream.clone(), http.clone());
+                let state = state.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (seen, upstream, http) = (seen.clone(), upstream.clone(), http.clone());
-                        async move { Ok::<_, Infallible>(forward(req, &upstream, &http, &seen).await) }
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(forward(req, &state).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -419,12 +457,15 @@ impl CountingProxy {
     }
 }
 
-async fn forward(
-    req: Request<hyper::body::Incoming>,
-    upstream: &str,
-    http: &reqwest::Client,
-    seen: &Mutex<Vec<SeenRequest>>,
-) -> Response<Full<Bytes>> {
+fn reply(status: u16, headers: &[(&str, String)], body: String) -> Response<Full<Bytes>> {
+    let mut b = Response::builder().status(status);
+    for (k, v) in headers {
+        b = b.header(*k, v);
+    }
+    b.body(Full::new(Bytes::from(body))).expect("response")
+}
+
+async fn forward(req: Request<hyper::body::Incoming>, state: &ProxyState) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let host = parts
         .uri
@@ -449,36 +490,63 @@ async fn forward(
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned)
     };
-    seen.lock().expect("lock").push(SeenRequest {
+    let authorization = header("authorization");
+    state.seen.lock().expect("lock").push(SeenRequest {
         method: parts.method.to_string(),
         path: path.clone(),
         host,
         amz_target: header("x-amz-target"),
-        authorization: header("authorization"),
+        authorization: authorization.clone(),
     });
+    if let Some(required_basic) = &state.bearer {
+        if path.starts_with("/token") {
+            if required_basic.is_some() && authorization != *required_basic {
+                return reply(
+                    401,
+                    &[],
+                    "{\"details\": \"incorrect username or password\"}".into(),
+                );
+            }
+            return reply(
+                200,
+                &[("content-type", "application/json".into())],
+                format!("{{\"token\": \"{BEARER_TOKEN}\", \"expires_in\": 300}}"),
+            );
+        }
+        if authorization.as_deref() != Some(&format!("Bearer {BEARER_TOKEN}")) {
+            return reply(
+                401,
+                &[
+                    (
+                        "www-authenticate",
+                        format!("Bearer realm=\"{}\",service=\"test-registry\"", state.realm),
+                    ),
+                    ("content-type", "application/json".into()),
+                ],
+                "{\"errors\": [{\"code\": \"UNAUTHORIZED\", \"message\": \"authentication required\"}]}".into(),
+            );
+        }
+    }
     let body = body
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let mut out = http.request(parts.method.clone(), format!("{upstream}{path}"));
+    let mut out = state
+        .http
+        .request(parts.method.clone(), format!("{}{path}", state.upstream));
     for (name, value) in &parts.headers {
-        if matches!(
+        let skip = matches!(
             name.as_str(),
             "host" | "connection" | "proxy-connection" | "content-length"
-        ) {
-            continue;
+        ) || (state.bearer.is_some() && name.as_str() == "authorization");
+        if !skip {
+            out = out.header(name, value);
         }
-        out = out.header(name, value);
     }
     let resp = match out.body(body).send().await {
         Ok(r) => r,
-        Err(e) => {
-            return Response::builder()
-                .status(502)
-                .body(Full::new(Bytes::from(format!("proxy: {e}"))))
-                .expect("response");
-        }
+        Err(e) => return reply(502, &[], format!("proxy: {e}")),
     };
     let mut builder = Response::builder().status(resp.status());
     for (name, value) in resp.headers() {
