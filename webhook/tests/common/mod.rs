@@ -107,7 +107,7 @@ pub fn client_config(
         .with_protocol_versions(versions)
         .expect("versions")
         .with_root_certificates(roots);
-    match identity {
+    let mut config = match identity {
         None => builder.with_no_client_auth(),
         Some(p) => {
             let chain = CertificateDer::pem_slice_iter(p.cert_pem.as_bytes())
@@ -118,7 +118,11 @@ pub fn client_config(
                 .with_client_auth_cert(chain, key)
                 .expect("client auth")
         }
-    }
+    };
+    // Every connection does a full handshake, so it sees the certificate served now
+    // (a resumed session would report the one from the first handshake).
+    config.resumption = rustls::client::Resumption::disabled();
+    config
 }
 
 /// What one fresh connection saw.

@@ -1,0 +1,464 @@
+//! The real TLS server on loopback: protocol versions, certificate hot reload (Kubernetes
+//! Secret-volume `..data` swaps and plain rewrites), bad pairs, client certificates,
+//! metrics over the metrics port.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{
+    Ca, Pair, TableImages, client_config, eventually, example, parse_metrics, pem_serial, probe,
+    start, test_config,
+};
+use secrets_init_webhook::config::Config;
+
+/// A directory laid out like a Kubernetes Secret volume:
+/// `tls.crt -> ..data/tls.crt`, `..data -> ..<generation>`.
+struct SecretVolume {
+    dir: PathBuf,
+    generation: usize,
+}
+
+impl SecretVolume {
+    fn new(dir: &Path, pair: &Pair) -> Self {
+        let mut v = Self {
+            dir: dir.to_owned(),
+            generation: 0,
+        };
+        v.swap(pair);
+        std::os::unix::fs::symlink("..data/tls.crt", dir.join("tls.crt")).expect("link crt");
+        std::os::unix::fs::symlink("..data/tls.key", dir.join("tls.key")).expect("link key");
+        v
+    }
+
+    /// What the kubelet does on an update: new timestamped dir, `..data_tmp` symlink,
+    /// rename over `..data`, remove the old dir.
+    fn swap(&mut self, pair: &Pair) {
+        let old = format!("..gen_{}", self.generation);
+        self.generation += 1;
+        let new = format!("..gen_{}", self.generation);
+        let new_dir = self.dir.join(&new);
+        std::fs::create_dir(&new_dir).expect("gen dir");
+        std::fs::write(new_dir.join("tls.crt"), &pair.cert_pem).expect("crt");
+        std::fs::write(new_dir.join("tls.key"), &pair.key_pem).expect("key");
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&new, &tmp).expect("tmp link");
+        std::fs::rename(&tmp, self.dir.join("..data")).expect("rename over ..data");
+        let old_dir = self.dir.join(old);
+        if old_dir.exists() {
+            std::fs::remove_dir_all(old_dir).expect("remove old gen");
+        }
+    }
+
+    fn config(&self) -> Config {
+        Config {
+            tls_cert: Some(self.dir.join("tls.crt")),
+            tls_key: Some(self.dir.join("tls.key")),
+            ..test_config()
+        }
+    }
+}
+
+fn tls13(ca: &Ca) -> Arc<rustls::ClientConfig> {
+    Arc::new(client_config(
+        &ca.cert_pem,
+        &[&rustls::version::TLS13],
+        None,
+    ))
+}
+
+async fn scrape(addr: std::net::SocketAddr) -> std::collections::HashMap<String, f64> {
+    let text = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    parse_metrics(&text)
+}
+
+#[tokio::test]
+async fn tls_1_3_is_accepted_and_tls_1_2_refused() {
+    let ca = Ca::new("serving");
+    let dir = tempfile::tempdir().expect("tmp");
+    let vol = SecretVolume::new(dir.path(), &ca.server_pair(1));
+    let server = start(vol.config(), TableImages::default()).await;
+
+    let ok = probe(server.addr, tls13(&ca), "/healthz")
+        .await
+        .expect("TLS 1.3 works");
+    assert_eq!(ok.version, rustls::ProtocolVersion::TLSv1_3);
+    assert!(
+        ok.status_line.starts_with("HTTP/1.1 200"),
+        "{}",
+        ok.status_line
+    );
+
+    // A client offering both gets 1.3.
+    let both = Arc::new(client_config(
+        &ca.cert_pem,
+        &[&rustls::version::TLS12, &rustls::version::TLS13],
+        None,
+    ));
+    assert_eq!(
+        probe(server.addr, both, "/healthz")
+            .await
+            .expect("both")
+            .version,
+        rustls::ProtocolVersion::TLSv1_3
+    );
+
+    let tls12 = Arc::new(client_config(
+        &ca.cert_pem,
+        &[&rustls::version::TLS12],
+        None,
+    ));
+    let err = probe(server.addr, tls12, "/healthz")
+        .await
+        .expect_err("TLS 1.2 must be refused");
+    assert!(err.starts_with("handshake"), "{err}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn symlink_swap_rotates_the_certificate_without_failed_requests() {
+    let ca = Ca::new("serving");
+    let dir = tempfile::tempdir().expect("tmp");
+    let first = ca.server_pair(1);
+    let second = ca.server_pair(2);
+    let mut vol = SecretVolume::new(dir.path(), &first);
+    let server = start(vol.config(), TableImages::default()).await;
+    let client = tls13(&ca);
+    assert_eq!(
+        probe(server.addr, client.clone(), "/healthz")
+            .await
+            .expect("probe")
+            .serial,
+        pem_serial(&first.cert_pem)
+    );
+
+    // A client that keeps sending requests on fresh connections the whole time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let load = {
+        let (stop, ok, failures, client, addr) = (
+            stop.clone(),
+            ok.clone(),
+            failures.clone(),
+            client.clone(),
+            server.addr,
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                match probe(addr, client.clone(), "/readyz").await {
+                    Ok(p) if p.status_line.starts_with("HTTP/1.1 200") => {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(p) => failures.lock().expect("lock").push(p.status_line),
+                    Err(e) => failures.lock().expect("lock").push(e),
+                }
+            }
+        })
+    };
+    eventually(
+        Duration::from_secs(5),
+        "some requests before the swap",
+        || {
+            let ok = ok.clone();
+            async move { (ok.load(Ordering::SeqCst) > 5).then_some(()) }
+        },
+    )
+    .await;
+
+    vol.swap(&second);
+    let want = pem_serial(&second.cert_pem);
+    eventually(
+        Duration::from_secs(10),
+        "the new serial to be served",
+        || {
+            let (client, want) = (client.clone(), want.clone());
+            async move {
+                let p = probe(server.addr, client, "/healthz").await.ok()?;
+                (p.serial == want).then_some(())
+            }
+        },
+    )
+    .await;
+    let before = ok.load(Ordering::SeqCst);
+    eventually(Duration::from_secs(5), "requests after the swap", || {
+        let ok = ok.clone();
+        async move { (ok.load(Ordering::SeqCst) > before + 5).then_some(()) }
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    load.await.expect("load task");
+    let failures = failures.lock().expect("lock").clone();
+    assert!(
+        failures.is_empty(),
+        "failed requests during rotation: {failures:?}"
+    );
+
+    let m = scrape(server.metrics_addr).await;
+    assert_eq!(
+        m["secrets_init_webhook_tls_reloads_total{result=\"ok\"}"],
+        1.0
+    );
+    assert_eq!(
+        m["secrets_init_webhook_tls_reloads_total{result=\"error\"}"],
+        0.0
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn plain_rewrite_is_picked_up_and_a_bad_pair_keeps_the_old_one() {
+    let ca = Ca::new("serving");
+    let dir = tempfile::tempdir().expect("tmp");
+    let first = ca.server_pair(1);
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, &first.cert_pem).expect("crt");
+    std::fs::write(&key, &first.key_pem).expect("key");
+    let config = Config {
+        tls_cert: Some(cert.clone()),
+        tls_key: Some(key.clone()),
+        ..test_config()
+    };
+    let server = start(config, TableImages::default()).await;
+    let client = tls13(&ca);
+
+    // A certificate whose key does not match: rejected, old one still served, error counted.
+    let other = ca.server_pair(3);
+    std::fs::write(&cert, &other.cert_pem).expect("bad crt");
+    let m = eventually(
+        Duration::from_secs(10),
+        "the reload error to be counted",
+        || async {
+            let m = scrape(server.metrics_addr).await;
+            (m["secrets_init_webhook_tls_reloads_total{result=\"error\"}"] >= 1.0).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(
+        m["secrets_init_webhook_tls_reloads_total{result=\"ok\"}"],
+        0.0
+    );
+    let p = probe(server.addr, client.clone(), "/healthz")
+        .await
+        .expect("still serving");
+    assert_eq!(
+        p.serial,
+        pem_serial(&first.cert_pem),
+        "old certificate kept"
+    );
+    assert!(p.status_line.starts_with("HTTP/1.1 200"));
+
+    // Garbage is rejected too.
+    std::fs::write(&key, "not a key").expect("garbage");
+    eventually(Duration::from_secs(10), "a second error", || async {
+        let m = scrape(server.metrics_addr).await;
+        (m["secrets_init_webhook_tls_reloads_total{result=\"error\"}"] >= 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        probe(server.addr, client.clone(), "/healthz")
+            .await
+            .expect("serving")
+            .serial,
+        pem_serial(&first.cert_pem)
+    );
+
+    // Completing the pair in place: the new certificate is served.
+    std::fs::write(&key, &other.key_pem).expect("good key");
+    let want = pem_serial(&other.cert_pem);
+    eventually(
+        Duration::from_secs(10),
+        "the rewritten pair to be served",
+        || {
+            let (client, want) = (client.clone(), want.clone());
+            async move {
+                (probe(server.addr, client, "/healthz").await.ok()?.serial == want).then_some(())
+            }
+        },
+    )
+    .await;
+    let m = scrape(server.metrics_addr).await;
+    assert_eq!(
+        m["secrets_init_webhook_tls_reloads_total{result=\"ok\"}"],
+        1.0
+    );
+    let (_, parsed) = x509_parser::pem::parse_x509_pem(other.cert_pem.as_bytes()).expect("pem");
+    let not_after = parsed
+        .parse_x509()
+        .expect("x509")
+        .validity()
+        .not_after
+        .timestamp();
+    assert_eq!(
+        m["secrets_init_webhook_tls_cert_expiry_timestamp_seconds"],
+        not_after as f64
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_certificates_are_verified_over_real_tls() {
+    let serving = Ca::new("serving");
+    let clients = Ca::new("clients");
+    let stranger = Ca::new("stranger");
+    let dir = tempfile::tempdir().expect("tmp");
+    let vol = SecretVolume::new(dir.path(), &serving.server_pair(1));
+    let ca_file = dir.path().join("client-ca.pem");
+    std::fs::write(&ca_file, &clients.cert_pem).expect("ca");
+    let config = Config {
+        client_ca: Some(ca_file),
+        ..vol.config()
+    };
+    let server = start(config, TableImages::default()).await;
+    let url = format!("https://{}/mutate", server.addr);
+    let body = example("non-pod.json");
+
+    // With a certificate from the configured CA: admitted.
+    let good = common::https_client(
+        &serving.cert_pem,
+        Some(&clients.client_pair("kube-apiserver")),
+    );
+    let r = good
+        .post(&url)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    // Without one: 401 (TLS itself allows it, for kubelet probes).
+    let none = common::https_client(&serving.cert_pem, None);
+    let r = none
+        .post(&url)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = none
+        .get(format!("https://{}/healthz", server.addr))
+        .send()
+        .await
+        .expect("probe");
+    assert_eq!(r.status(), 200, "probes need no client certificate");
+    // With a certificate from another CA: the handshake fails.
+    let bad = common::https_client(&serving.cert_pem, Some(&stranger.client_pair("intruder")));
+    assert!(
+        bad.post(&url).body(body).send().await.is_err(),
+        "foreign client cert refused"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_port_serves_every_contract_metric() {
+    let server = start(test_config(), TableImages::default()).await;
+    let ca_less = Arc::new(insecure_client_config());
+    let p = probe(server.addr, ca_less, "/healthz")
+        .await
+        .expect("dev mode serves");
+    assert!(p.status_line.starts_with("HTTP/1.1 200"));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let resp = http
+        .get(format!("http://{}/metrics", server.metrics_addr))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(resp.status(), 200);
+    let ctype = resp.headers()["content-type"]
+        .to_str()
+        .expect("ctype")
+        .to_owned();
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    let m = parse_metrics(&resp.text().await.expect("text"));
+    for key in [
+        "secrets_init_webhook_admission_requests_total{result=\"mutated\"}",
+        "secrets_init_webhook_admission_requests_total{result=\"skipped\"}",
+        "secrets_init_webhook_admission_requests_total{result=\"denied\"}",
+        "secrets_init_webhook_admission_requests_total{result=\"error\"}",
+        "secrets_init_webhook_admission_duration_seconds_count",
+        "secrets_init_webhook_admission_duration_seconds_bucket{le=\"+Inf\"}",
+        "secrets_init_webhook_tls_reloads_total{result=\"ok\"}",
+        "secrets_init_webhook_tls_reloads_total{result=\"error\"}",
+        "secrets_init_webhook_tls_cert_expiry_timestamp_seconds",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(
+            m.contains_key(key),
+            "missing {key}; have {:?}",
+            m.keys().collect::<Vec<_>>()
+        );
+    }
+    assert!(m["secrets_init_webhook_tls_cert_expiry_timestamp_seconds"] > 1.7e9);
+    server.stop().await;
+}
+
+/// Development mode has no CA to trust; this client accepts any server certificate.
+fn insecure_client_config() -> rustls::ClientConfig {
+    #[derive(Debug)]
+    struct AcceptAll(Arc<rustls::crypto::CryptoProvider>);
+    impl rustls::client::danger::ServerCertVerifier for AcceptAll {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
+        .with_no_client_auth()
+}
