@@ -39,6 +39,8 @@ impl fmt::Debug for Credentials {
 #[derive(Debug, Clone, Default)]
 pub struct DockerConfig {
     auths: HashMap<String, Credentials>,
+    /// Entries that were ignored (registry key, why); logged once at start-up.
+    pub skipped: Vec<(String, &'static str)>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +87,7 @@ impl DockerConfig {
             ));
         };
         let mut auths = HashMap::new();
+        let mut skipped = Vec::new();
         for (key, entry) in raw_auths {
             let host = normalize_registry_host(&key);
             if host.is_empty() {
@@ -114,18 +117,20 @@ impl DockerConfig {
             } else if let (Some(username), Some(password)) = (entry.username, entry.password) {
                 Credentials { username, password }
             } else {
-                if entry.identitytoken.is_some() {
-                    tracing::warn!(registry = %key, path = %path.display(),
-                        "docker config entry uses identitytoken, which is not supported; ignoring it");
-                } else {
-                    tracing::warn!(registry = %key, path = %path.display(),
-                        "docker config entry has neither auth nor username/password; ignoring it");
-                }
+                skipped.push((
+                    key.clone(),
+                    if entry.identitytoken.is_some() {
+                        "uses identitytoken, which is not supported"
+                    } else {
+                        "has neither auth nor username/password"
+                    },
+                ));
                 continue;
             };
             auths.insert(host, creds);
         }
-        Ok(Self { auths })
+        skipped.sort();
+        Ok(Self { auths, skipped })
     }
 
     /// The credentials for `registry` (as written in an image reference, e.g. `ghcr.io`,
@@ -207,6 +212,13 @@ mod tests {
             ("bob", "pw")
         );
         assert!(cfg.credentials_for("only-token.example").is_none());
+        assert_eq!(
+            cfg.skipped,
+            vec![(
+                "only-token.example".to_owned(),
+                "uses identitytoken, which is not supported"
+            )]
+        );
         assert!(cfg.credentials_for("quay.io").is_none());
         assert_eq!(cfg.registries(), vec!["docker.io", "localhost:5000"]);
     }

@@ -113,6 +113,9 @@ impl RegistryClient {
             let cfg = DockerConfig::load(path)?;
             tracing::info!(path = %path.display(), registries = ?cfg.registries(),
                 "registry credentials loaded");
+            for (registry, why) in &cfg.skipped {
+                tracing::warn!(path = %path.display(), %registry, "docker config entry {why}; ignoring it");
+            }
         }
         if settings.request_timeout.is_zero() {
             return Err(ImagesError::Settings(
