@@ -186,3 +186,81 @@ async fn ecr_api_failure_names_the_permissions() {
         "no registry call without a token"
     );
 }
+
+/// In production the AWS configuration comes from the SDK's default chain, which must honour
+/// `AWS_ENDPOINT_URL`. Environment variables are process-wide, so the lookup runs in a child
+/// process (this test binary, re-run for this one test) with its own environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn default_aws_chain_honours_aws_endpoint_url() {
+    const CHILD: &str = "SECRETS_INIT_TEST_ECR_CHILD_PROXY";
+    if let Ok(registry_proxy) = std::env::var(CHILD) {
+        // Child: default chain, no explicit endpoint or SDK config.
+        let src = CachedImageSource::new(
+            ImageSourceSettings {
+                insecure_registries: vec![ECR_HOST.to_owned()],
+                http_proxy: Some(registry_proxy),
+                request_timeout: Duration::from_secs(20),
+                ..ImageSourceSettings::default()
+            },
+            &prometheus::Registry::new(),
+        )
+        .await
+        .expect("source");
+        let got = src
+            .image_config(
+                &format!("{ECR_HOST}/team/api:v1"),
+                &Platform::linux("amd64"),
+            )
+            .await
+            .expect("lookup in child");
+        assert_eq!(got.entrypoint, Some(vec!["/api".to_owned()]));
+        return;
+    }
+
+    let moto = Moto::start().await;
+    let moto_proxy = CountingProxy::start(&moto.url).await;
+    let reg = TestRegistry::start_with_htpasswd("AWS", MOTO_PASSWORD).await;
+    reg.push_image("team/api", "v1", &TestImage::new(Some(&["/api"]), None))
+        .await;
+    let reg_proxy = CountingProxy::start(&format!("http://{}", reg.addr)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing");
+
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "--exact",
+        "default_aws_chain_honours_aws_endpoint_url",
+        "--nocapture",
+    ])
+    .env_clear()
+    .env(CHILD, reg_proxy.url())
+    .env("AWS_ENDPOINT_URL", moto_proxy.url())
+    .env("AWS_ACCESS_KEY_ID", "AKIDCHILD")
+    .env("AWS_SECRET_ACCESS_KEY", "child-secret")
+    .env("AWS_REGION", "eu-west-3")
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .env("AWS_CONFIG_FILE", &missing)
+    .env("AWS_SHARED_CREDENTIALS_FILE", &missing);
+    // The proxies and servers of this process keep running while the child works.
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run child");
+    assert!(
+        out.status.success(),
+        "child failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran the test: {stdout}"
+    );
+    assert_eq!(token_calls(&moto_proxy), 1, "{:?}", moto_proxy.requests());
+    assert_eq!(
+        reg_proxy.count(|r| r.path == "/v2/team/api/manifests/v1"),
+        1
+    );
+}
