@@ -547,6 +547,8 @@ impl Config {
             ),
         };
         config.validate()?;
+        // The mutation settings are checked here too, so `--print-config` catches them.
+        crate::glue::mutation_config(&config)?;
         Ok(config)
     }
 

@@ -287,26 +287,23 @@ async fn serve_connection(
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// Registers SIGTERM and SIGINT handlers now (so a signal that arrives while the server is
+/// still starting is not lost to the default action) and returns a future that completes on
+/// either. Must be called inside the tokio runtime.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send, Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
-    };
-    tokio::select! {
-        () = term => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-    }
+    })
 }
 
 /// Binds with the configuration and serves until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> Result<(), Error> {
-    Server::bind(config).await?.serve(shutdown_signal()).await
+    let signal = shutdown_signal()?;
+    Server::bind(config).await?.serve(signal).await
 }
