@@ -215,13 +215,13 @@ pub struct Cli {
     /// Docker config.json with registry credentials (`auths`) [default: none; anonymous pulls, ECR via AWS].
     #[arg(long, env = "SECRETS_INIT_WEBHOOK_DOCKER_CONFIG", value_name = "FILE", value_parser = parse_path)]
     pub docker_config: Option<PathBuf>,
-    /// Deadline for one registry lookup [default: 5s].
+    /// Deadline for one whole registry lookup (token, manifests, config); keep it below --request-timeout [default: 6s].
     #[arg(long, env = "SECRETS_INIT_WEBHOOK_REGISTRY_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub registry_timeout: Option<Duration>,
-    /// How long a looked-up image config (by tag) is cached [default: 10m].
+    /// How long the config of an image referenced by tag is cached (by digest: 24h) [default: 1m].
     #[arg(long, env = "SECRETS_INIT_WEBHOOK_IMAGE_CACHE_TTL", value_name = "DURATION", value_parser = parse_duration)]
     pub image_cache_ttl: Option<Duration>,
-    /// How long a failed image lookup is remembered [default: 10s].
+    /// How long a failed image lookup is remembered [default: 5s].
     #[arg(long, env = "SECRETS_INIT_WEBHOOK_IMAGE_CACHE_ERROR_TTL", value_name = "DURATION", value_parser = parse_duration)]
     pub image_cache_error_ttl: Option<Duration>,
     /// Most image configs kept in the cache [default: 10000].
@@ -287,9 +287,9 @@ impl Default for Config {
             shutdown_delay: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(20),
             docker_config: None,
-            registry_timeout: Duration::from_secs(5),
-            image_cache_ttl: Duration::from_secs(600),
-            image_cache_error_ttl: Duration::from_secs(10),
+            registry_timeout: Duration::from_secs(6),
+            image_cache_ttl: Duration::from_secs(60),
+            image_cache_error_ttl: Duration::from_secs(5),
             image_cache_capacity: 10_000,
         }
     }

@@ -5,12 +5,11 @@
 //! of those libraries' interfaces is a change of this file only.
 
 use k8s_openapi::api::core::v1::Pod;
-use mutation_modes::{
-    Decision, ImageConfig, ImageConfigError, ImageConfigSource, ModeKind, MutationConfig, Platform,
-};
+use mutation_modes::{Decision, ImageConfigSource, ModeKind, MutationConfig};
 
 use crate::Error;
 use crate::config::Config;
+use crate::images::{CachedImageSource, ImageSourceSettings};
 
 /// The mutation's settings from the configuration, checked once at start-up (a bad
 /// `--secrets-init-image`, `--aws-region` or `--image-swap-template` stops the webhook
@@ -71,30 +70,22 @@ pub async fn mutate<S: ImageConfigSource>(
     }
 }
 
-/// The image-config source the server uses, with its metrics in `registry`.
-pub fn image_source(
+/// The image-config source the server uses (registry client + cache), with its metrics
+/// registered in `registry`.
+pub async fn image_source(
     config: &Config,
     registry: &prometheus::Registry,
-) -> Result<UnavailableImages, Error> {
-    let _ = (config, registry);
-    Ok(UnavailableImages)
-}
-
-/// Stand-in until the registry client is wired in: every lookup fails with a clear reason.
-#[derive(Debug, Clone, Copy)]
-pub struct UnavailableImages;
-
-impl ImageConfigSource for UnavailableImages {
-    async fn image_config(
-        &self,
-        image: &str,
-        _platform: &Platform,
-    ) -> Result<ImageConfig, ImageConfigError> {
-        Err(ImageConfigError::Other {
-            image: image.to_owned(),
-            reason:
-                "registry lookups are not available in this build; set `command` in the pod spec"
-                    .into(),
-        })
-    }
+) -> Result<CachedImageSource, Error> {
+    let settings = ImageSourceSettings {
+        insecure_registries: config.insecure_registry.clone(),
+        docker_config: config.docker_config.clone(),
+        request_timeout: config.registry_timeout,
+        cache_capacity: config.image_cache_capacity,
+        tag_ttl: config.image_cache_ttl,
+        error_ttl: config.image_cache_error_ttl,
+        ..ImageSourceSettings::default()
+    };
+    CachedImageSource::new(settings, registry)
+        .await
+        .map_err(|e| Error::Config(format!("image registry client: {e}")))
 }

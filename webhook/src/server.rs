@@ -61,7 +61,7 @@ impl Server {
     /// Builds everything from the configuration, with the real image source, and binds.
     pub async fn bind(config: Config) -> Result<Self, Error> {
         let metrics = Metrics::new()?;
-        let images = crate::glue::image_source(&config, &metrics.registry)?;
+        let images = crate::glue::image_source(&config, &metrics.registry).await?;
         Self::bind_with(config, metrics, images).await
     }
 
