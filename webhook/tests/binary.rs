@@ -514,7 +514,24 @@ async fn metrics_port_of_the_binary_is_plain_http() {
         .await
         .expect("text");
     let m = common::parse_metrics(&text);
-    assert!(m.contains_key("secrets_init_webhook_admission_requests_total{result=\"mutated\"}"));
-    assert!(m.contains_key("process_cpu_seconds_total"));
+    // Every metric of contract section 6, exactly so named, plus process metrics.
+    for key in [
+        "secrets_init_webhook_admission_requests_total{result=\"mutated\"}",
+        "secrets_init_webhook_admission_requests_total{result=\"skipped\"}",
+        "secrets_init_webhook_admission_requests_total{result=\"denied\"}",
+        "secrets_init_webhook_admission_requests_total{result=\"error\"}",
+        "secrets_init_webhook_admission_duration_seconds_count",
+        "secrets_init_webhook_image_config_requests_total{result=\"hit\"}",
+        "secrets_init_webhook_image_config_requests_total{result=\"miss\"}",
+        "secrets_init_webhook_image_config_requests_total{result=\"error\"}",
+        "secrets_init_webhook_image_config_fetch_duration_seconds_count",
+        "secrets_init_webhook_tls_reloads_total{result=\"ok\"}",
+        "secrets_init_webhook_tls_reloads_total{result=\"error\"}",
+        "secrets_init_webhook_tls_cert_expiry_timestamp_seconds",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(m.contains_key(key), "missing {key}");
+    }
     running.sigterm();
 }

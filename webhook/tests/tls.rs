@@ -462,3 +462,75 @@ fn insecure_client_config() -> rustls::ClientConfig {
         .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
         .with_no_client_auth()
 }
+
+#[tokio::test]
+async fn slow_clients_are_dropped_after_the_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = Ca::new("serving");
+    let dir = tempfile::tempdir().expect("tmp");
+    let vol = SecretVolume::new(dir.path(), &ca.server_pair(1));
+    let config = Config {
+        read_timeout: Duration::from_millis(500),
+        ..vol.config()
+    };
+    let server = start(config, TableImages::default()).await;
+    let connector = tokio_rustls::TlsConnector::from(tls13(&ca));
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let connect = || async {
+        let tcp = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connect");
+        connector
+            .connect(name.clone(), tcp)
+            .await
+            .expect("handshake")
+    };
+
+    // Headers never finished: the connection is closed (hyper answers 408 or just closes).
+    let mut stalled_head = connect().await;
+    stalled_head
+        .write_all(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .expect("partial head");
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(5), stalled_head.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "connection with stalled headers closed by the server"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+
+    // Body never finished: 408 with a reason.
+    let mut stalled_body = connect().await;
+    stalled_body
+        .write_all(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{\"apiVersion\"")
+        .await
+        .expect("partial body");
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stalled_body.read_to_end(&mut buf))
+        .await
+        .expect("answered within 5 s")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("--read-timeout"), "{text}");
+
+    // A client that does not even finish the TLS handshake is dropped too.
+    let mut raw = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "handshake timeout closes the socket: {closed:?}"
+    );
+    server.stop().await;
+}
