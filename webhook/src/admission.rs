@@ -103,7 +103,7 @@ async fn decide<S: ImageConfigSource>(
         )
     };
     let failed = |result: AdmissionResult, message: String| {
-        tracing::warn!(message = %message, "admission denied");
+        tracing::warn!(reason = %message, "admission denied");
         (
             AdmissionResponse::from(request).deny(message),
             AdmissionOutcome { result, mode: None },

@@ -179,7 +179,7 @@ pub struct Cli {
     /// Cluster default mutation mode: init-container, shared-volume, image-swap [default: init-container].
     #[arg(long, env = "SECRETS_INIT_WEBHOOK_MUTATION_MODE", value_name = "MODE", value_parser = parse_mode)]
     pub mutation_mode: Option<String>,
-    /// Image that holds the secrets-init binary at /secrets-init.
+    /// Image that holds the secrets-init binary at /secrets-init [default: ghcr.io/secrets-init/secrets-init:<this version>].
     #[arg(long, env = "SECRETS_INIT_WEBHOOK_SECRETS_INIT_IMAGE", value_name = "REF", value_parser = parse_string)]
     pub secrets_init_image: Option<String>,
     /// Region handed to secrets-init when the pod sets none [default: none, the SDK chain decides].
