@@ -2,6 +2,9 @@
 //! request in flight, OTLP trace export, development mode with the README's example.
 
 mod common;
+// The image tests' real registry (Debian's docker-registry) and image pusher.
+#[path = "images_support/mod.rs"]
+mod images_support;
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -534,4 +537,133 @@ async fn metrics_port_of_the_binary_is_plain_http() {
         assert!(m.contains_key(key), "missing {key}");
     }
     running.sigterm();
+}
+
+/// `pod-needs-registry.json` with its image pointed at `image`.
+fn review_for_image(image: &str) -> Vec<u8> {
+    let mut v: Value =
+        serde_json::from_slice(&common::example("pod-needs-registry.json")).expect("json");
+    v["request"]["object"]["spec"]["containers"][0]["image"] = Value::String(image.to_owned());
+    serde_json::to_vec(&v).expect("json")
+}
+
+async fn scrape(addr: SocketAddr) -> std::collections::HashMap<String, f64> {
+    let text = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    common::parse_metrics(&text)
+}
+
+#[tokio::test]
+async fn image_config_comes_from_a_real_registry_and_is_cached() {
+    let registry = images_support::TestRegistry::start().await;
+    registry
+        .push_image(
+            "myapp",
+            "1.4.2",
+            &images_support::TestImage::new(Some(&["/app/server"]), Some(&["--port", "8080"])),
+        )
+        .await;
+    let running = Running::start(
+        &[
+            "--shutdown-delay",
+            "0",
+            "--insecure-registry",
+            &registry.addr,
+        ],
+        &[],
+    );
+    let image = format!("{}/myapp:1.4.2", registry.addr);
+    let client = insecure_client();
+    for _ in 0..2 {
+        let v: Value = client
+            .post(format!("https://{}/mutate", running.addr))
+            .body(review_for_image(&image))
+            .send()
+            .await
+            .expect("POST")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(v["response"]["allowed"], true, "{v}");
+        let bytes: Vec<u8> = serde_json::from_value(v["response"]["patch"].clone()).expect("patch");
+        let patch = String::from_utf8(bytes).expect("utf8");
+        assert!(
+            patch.contains("/app/server") && patch.contains("8080"),
+            "program from the image config: {patch}"
+        );
+    }
+    let m = scrape(running.metrics_addr).await;
+    assert_eq!(
+        m["secrets_init_webhook_image_config_requests_total{result=\"miss\"}"],
+        1.0
+    );
+    assert_eq!(
+        m["secrets_init_webhook_image_config_requests_total{result=\"hit\"}"],
+        1.0
+    );
+    assert_eq!(
+        m["secrets_init_webhook_admission_requests_total{result=\"mutated\"}"],
+        2.0
+    );
+    running.sigterm();
+}
+
+#[tokio::test]
+async fn a_registry_that_never_answers_gets_a_timely_denial_naming_the_image() {
+    // Accepts connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let registry = silent_addr.to_string();
+    let running = Running::start(
+        &[
+            "--shutdown-delay",
+            "0",
+            "--insecure-registry",
+            &registry,
+            "--request-timeout",
+            "1s",
+            "--registry-timeout",
+            "30s",
+        ],
+        &[],
+    );
+    let image = format!("{registry}/myapp:1.4.2");
+    let started = std::time::Instant::now();
+    let resp = insecure_client()
+        .post(format!("https://{}/mutate", running.addr))
+        .body(review_for_image(&image))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 200, "a denial, not a 5xx");
+    let v: Value = resp.json().await.expect("json");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered near the 1 s deadline"
+    );
+    assert_eq!(v["response"]["allowed"], false);
+    let msg = v["response"]["status"]["message"]
+        .as_str()
+        .expect("message");
+    assert!(msg.contains("timed out after 1s"), "{msg}");
+    assert!(msg.contains(&image), "names the image: {msg}");
+    running.sigterm();
+    hold.abort();
 }
