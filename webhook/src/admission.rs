@@ -236,13 +236,7 @@ async fn read_body(body: Body, read_timeout: Duration) -> Result<Bytes, Response
     match tokio::time::timeout(read_timeout, axum::body::to_bytes(body, usize::MAX)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => {
-            let too_large = std::error::Error::source(&e)
-                .into_iter()
-                .chain(std::iter::successors(std::error::Error::source(&e), |s| {
-                    s.source()
-                }))
-                .any(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large || e.to_string().contains("length limit") {
+            if caused_by::<http_body_util::LengthLimitError>(&e) {
                 Err(plain(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "request body is larger than --max-body-bytes",
@@ -259,6 +253,18 @@ async fn read_body(body: Body, read_timeout: Duration) -> Result<Bytes, Response
             ),
         )),
     }
+}
+
+/// True when `T` is `err` or anywhere in its chain of sources.
+fn caused_by<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<T>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// Parses and checks an AdmissionReview; the error is the one-line reason for the 400.
