@@ -17,6 +17,7 @@ import secrets
 import sys
 import time
 import traceback
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -524,6 +525,26 @@ def run_case(case: Case, seeded: Seeded) -> Failures:
     return f
 
 
+def check_metrics(mutated: int) -> Failures:
+    """Every case's pod was mutated once; the webhook's counters say the same."""
+    f = Failures()
+    url = os.environ.get("E2E_METRICS_URL")
+    if not url:
+        return f
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        text = resp.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    got = samples.get('secrets_init_webhook_admission_requests_total{result="mutated"}')
+    f.check(got == mutated, f'secrets_init_webhook_admission_requests_total{{result="mutated"}} is {got}, expected {mutated}')
+    lookups = sum(v for k, v in samples.items() if k.startswith("secrets_init_webhook_image_config_requests_total{"))
+    f.check(lookups > 0, "secrets_init_webhook_image_config_requests_total counted no image-config lookups")
+    return f
+
+
 def main() -> int:
     only = [c for c in os.environ.get("E2E_CASES", "").split(",") if c]
     unknown = set(only) - {c.name for c in CASES}
@@ -550,6 +571,15 @@ def main() -> int:
                 print(f"     - {line}", file=sys.stderr)
         else:
             print(f"ok   {case.name} ({dt:.1f}s)", file=sys.stderr)
+    ran = sum(1 for c in CASES if not only or c.name in only)
+    metrics = check_metrics(ran)
+    if metrics:
+        failed.append("metrics")
+        print("FAIL metrics", file=sys.stderr)
+        for line in metrics:
+            print(f"     - {line}", file=sys.stderr)
+    else:
+        print(f"ok   metrics (admission_requests_total{{result=\"mutated\"}} = {ran})", file=sys.stderr)
     if failed:
         print(f"e2e: {len(failed)} case(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
