@@ -28,6 +28,9 @@ import urllib.request
 
 import yaml
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from check_misc import CONTRACT_METRICS  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -132,7 +135,11 @@ def main() -> None:
         if not re.search(r'^secrets_init_webhook_admission_requests_total\{[^}]*result="skipped"[^}]*\} 1(\.0)?$', metrics, re.M):
             fail("metrics do not count the skipped admission:\n" + "\n".join(
                 l for l in metrics.splitlines() if "admission" in l))
-        print(f"webhook serves with the chart's config: /readyz, /healthz, /mutate (skipped), /metrics OK")
+        families = {l.split("{")[0].split(" ")[0] for l in metrics.splitlines() if l and not l.startswith("#")}
+        for m in CONTRACT_METRICS:
+            if not ({m, m + "_count"} & families):
+                fail(f"/metrics does not export {m} (contract section 6; the alert rules and dashboard use it)")
+        print(f"webhook serves with the chart's config: /readyz, /healthz, /mutate (skipped), /metrics exports all contract metrics")
     finally:
         proc.terminate()
         try:
