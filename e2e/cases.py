@@ -63,6 +63,9 @@ class Seeded:
         return [self.user, self.password, self.host, self.token, self.old, self.new]
 
 
+SEEDED_VALUES: list[str] = []
+
+
 def seed() -> Seeded:
     sm = boto3.client(
         "secretsmanager",
@@ -80,6 +83,7 @@ def seed() -> Seeded:
     s.token_arn = sm.create_secret(Name="e2e/token", SecretString=s.token)["ARN"]
     s.old_version = sm.create_secret(Name="e2e/rotating", SecretString=s.old)["VersionId"]
     sm.put_secret_value(SecretId="e2e/rotating", SecretString=s.new)
+    SEEDED_VALUES.extend(s.values())
     return s
 
 
@@ -171,6 +175,8 @@ def check_ran(f: Failures, res: kube.ContainerResult, expect: dict[str, str], pl
         return
     for k, want in expect.items():
         f.check(env.get(k) == want, f"{res.name}: /proc/1/environ {k}: {describe(env.get(k), placeholders.get(k))}, expected its resolved value")
+    own = "\n".join(secrets_init_lines(res.logs))
+    f.check(not any(v in own for v in SEEDED_VALUES), f"{res.name}: a seeded secret value appears in secrets-init's log lines")
     leaked = sorted(k for k in env if k.startswith("SECRETS_INIT_"))
     f.check(not leaked, f"{res.name}: SECRETS_INIT_* variables reached the app: {leaked}")
     if args is not None:
@@ -422,7 +428,8 @@ def verify_missing(f: Failures, o: Outcome, s: Seeded):
     errors = "\n".join(secrets_init_lines(res.logs))
     f.check("DB_FROM_NOWHERE" in errors, "app: secrets-init's log does not name the variable DB_FROM_NOWHERE")
     f.check("ResourceNotFoundException" in errors, "app: secrets-init's log does not give the AWS error code ResourceNotFoundException")
-    f.check("DB_FROM_NOWHERE" in res.termination_message, "app: the termination message does not name DB_FROM_NOWHERE")
+    f.check("DB_FROM_NOWHERE" in res.termination_message and "ResourceNotFoundException" in res.termination_message,
+            "app: the termination message does not name DB_FROM_NOWHERE and ResourceNotFoundException")
     for i, v in enumerate(s.values()):
         f.check(v not in res.logs and v not in res.termination_message, f"app: seeded secret value #{i} in the log or termination message")
     check_inspect(f, res, placeholders_of(o.pod, "app", o.objects), s)
