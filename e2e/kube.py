@@ -210,12 +210,15 @@ def container_env(container: dict, objects: Objects) -> dict[str, str]:
     return env
 
 
-def kubeletize(pod: dict, objects: Objects, out_dir: str, rootfs_for_image) -> dict:
+def kubeletize(pod: dict, objects: Objects, out_dir: str, rootfs_for_image) -> tuple[dict, dict[str, dict[str, list[str]]]]:
     """What the kubelet would do with the (mutated) pod that podman kube play does not.
 
     Returns a new pod: env values and command/args expanded, a termination-log file
-    mounted per container, `image` volumes replaced by read-only hostPaths."""
+    mounted per container, `image` volumes replaced by read-only hostPaths, exec probes
+    taken out; and those probes' commands (container -> probe kind -> argv), expanded
+    as the kubelet expands them (static env values only), to be run with `exec_probe`."""
     pod = json.loads(json.dumps(pod))
+    probes: dict[str, dict[str, list[str]]] = {}
     spec = pod["spec"]
     volumes = spec.setdefault("volumes", [])
     for vol in volumes:
@@ -231,6 +234,12 @@ def kubeletize(pod: dict, objects: Objects, out_dir: str, rootfs_for_image) -> d
             for key in ("command", "args"):
                 if c.get(key):
                     c[key] = [expand(a, env) for a in c[key]]
+            static = {v["name"]: v["value"] for v in c.get("env") or [] if "value" in v}
+            for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+                probe = c.pop(kind, None)
+                if probe and "exec" in probe:
+                    cmd = [expand(a, static) for a in probe["exec"]["command"]]
+                    probes.setdefault(c["name"], {})[kind] = cmd
             path = c.get("terminationMessagePath", TERMINATION_LOG)
             host = os.path.join(out_dir, f"termination-{c['name']}")
             with open(host, "w"):
@@ -239,7 +248,7 @@ def kubeletize(pod: dict, objects: Objects, out_dir: str, rootfs_for_image) -> d
             vname = f"termination-{c['name']}"
             volumes.append({"name": vname, "hostPath": {"path": host, "type": "File"}})
             c.setdefault("volumeMounts", []).append({"name": vname, "mountPath": path})
-    return pod
+    return pod, probes
 
 
 def extract_rootfs(ref: str, dest: str) -> str:
@@ -328,6 +337,27 @@ def collect(pod_name: str, container: str, out_dir: str) -> ContainerResult:
         inspect_text=text,
         termination_message=term,
     )
+
+
+def wait_log(pod_name: str, container: str, marker: str, deadline_s: float = 90) -> None:
+    """Waits until a running container has logged `marker` on a line of its own."""
+    ctr = f"{pod_name}-{container}"
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        proc = run(["podman", "logs", ctr], check=False)
+        if marker in proc.stdout.decode(errors="replace").splitlines():
+            return
+        state = run(["podman", "inspect", "--format", "{{.State.Status}}", ctr], check=False).stdout.decode().strip()
+        if state in ("exited", "stopped"):
+            raise E2EError(f"container {ctr} exited before logging {marker}")
+        time.sleep(0.2)
+    raise E2EError(f"container {ctr} did not log {marker} within {deadline_s}s")
+
+
+def exec_probe(pod_name: str, container: str, command: list[str], timeout_s: float = 30) -> subprocess.CompletedProcess:
+    """An exec probe as the kubelet runs it: the command inside the running container
+    (CRI ExecSync), with the container's configured environment."""
+    return run(["podman", "exec", f"{pod_name}-{container}", *command], check=False, timeout=timeout_s)
 
 
 def down(pod_name: str, secret_names) -> None:
