@@ -11,8 +11,22 @@ use crate::Error;
 /// Copies this executable to `dir/secrets-init` with mode 0555; the file appears whole or
 /// not at all (written to a temporary name, synced, then renamed).
 pub fn install(dir: &Path) -> Result<PathBuf, Error> {
+    // /proc/self/exe; without /proc (a bare chroot), the path we were started by.
     let source = std::env::current_exe()
-        .map_err(|e| Error::Install(format!("cannot find this executable: {e}")))?;
+        .ok()
+        .filter(|p| p.is_file())
+        .or_else(|| {
+            std::env::args_os()
+                .next()
+                .map(PathBuf::from)
+                .filter(|p| p.components().count() > 1 && p.is_file())
+        })
+        .ok_or_else(|| {
+            Error::Install(
+                "cannot find this executable: /proc/self/exe is unavailable and argv[0] is not a path"
+                    .into(),
+            )
+        })?;
     install_from(&source, dir)
 }
 

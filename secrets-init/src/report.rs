@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing::level_filters::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -20,11 +20,12 @@ const TERMINATION_LOG_LIMIT: usize = 4096;
 /// Logs go to stderr. `RUST_LOG` is not read (the container's env belongs to the app);
 /// `SECRETS_INIT_LOG_LEVEL` (default `info`) sets the level.
 pub fn init_logging(format: LogFormat, level: Option<&str>) {
-    let filter =
-        EnvFilter::try_new(level.unwrap_or("info")).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = level
+        .and_then(|l| l.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(filter)
+        .with_max_level(filter)
         .with_ansi(false);
     let _ = match format {
         LogFormat::Json => builder
