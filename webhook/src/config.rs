@@ -578,12 +578,6 @@ impl Config {
                 )));
             }
         }
-        if !self.image_swap_template.contains("{repository}") {
-            return Err(Error::Config(format!(
-                "--image-swap-template `{}` has no `{{repository}}` placeholder; the default is `{DEFAULT_IMAGE_SWAP_TEMPLATE}`",
-                self.image_swap_template
-            )));
-        }
         Ok(())
     }
 

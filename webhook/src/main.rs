@@ -1,7 +1,25 @@
+use std::process::ExitCode;
+
 use anyhow::Context as _;
+use secrets_init_webhook::Error;
 use secrets_init_webhook::config::{Cli, Config};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("secrets-init-webhook: {e:#}");
+            // Bad configuration is a usage error (2), like clap's own; anything else is 1.
+            if matches!(e.downcast_ref::<Error>(), Some(Error::Config(_))) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = <Cli as clap::Parser>::parse();
     let print = cli.print_config;
     let config = Config::load(cli)?;

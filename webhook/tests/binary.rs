@@ -135,6 +135,14 @@ fn bad_configuration_fails_with_a_message_naming_the_problem() {
             vec!["--secrets-init-image".into(), "Not An Image".into()],
             "secrets-init image",
         ),
+        (
+            vec!["--image-swap-template".into(), "nope".into()],
+            "image-swap template",
+        ),
+        (
+            vec!["--max-body-bytes".into(), "4 lots".into()],
+            "unknown size unit",
+        ),
     ];
     for (args, fragment) in cases {
         let out = webhook()
@@ -143,7 +151,12 @@ fn bad_configuration_fails_with_a_message_naming_the_problem() {
             .output()
             .expect("run");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} must fail");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} must fail as a usage error: {stderr}"
+        );
+        assert!(!stderr.contains("backtrace"), "{stderr}");
         assert!(
             stderr.contains(fragment),
             "{args:?}: stderr {stderr:?} lacks {fragment:?}"
