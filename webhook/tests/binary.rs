@@ -168,6 +168,7 @@ fn bad_configuration_fails_with_a_message_naming_the_problem() {
 struct Running {
     child: Child,
     lines: Arc<Mutex<Vec<Value>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
     addr: SocketAddr,
     metrics_addr: SocketAddr,
 }
@@ -187,14 +188,13 @@ impl Running {
         let stderr = child.stderr.take().expect("stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel::<(SocketAddr, SocketAddr)>();
-        {
+        let reader = {
             let lines = lines.clone();
             std::thread::spawn(move || {
                 for line in std::io::BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                        panic!("log line is not JSON: {line}");
-                    };
+                    // Log lines are JSON; a final error line (from main) is plain text.
+                    let v = serde_json::from_str::<Value>(&line).unwrap_or(Value::String(line));
                     if v["fields"]["message"] == "secrets-init-webhook serving" {
                         let parse = |k: &str| v["fields"][k].as_str().and_then(|s| s.parse().ok());
                         if let (Some(a), Some(m)) = (parse("listen"), parse("metrics_listen")) {
@@ -203,16 +203,24 @@ impl Running {
                     }
                     lines.lock().expect("lock").push(v);
                 }
-            });
-        }
+            })
+        };
         let (addr, metrics_addr) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the webhook logs its listen addresses within 30 s");
         Self {
             child,
             lines,
+            reader: Some(reader),
             addr,
             metrics_addr,
+        }
+    }
+
+    /// After exit: waits until every log line has been read.
+    fn join_logs(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.join().expect("log reader");
         }
     }
 
@@ -415,6 +423,7 @@ async fn sigterm_turns_readiness_off_and_drains_in_flight_requests() {
 
     let status = running.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "clean exit after drain: {status:?}");
+    running.join_logs();
     assert!(running.logged("all connections drained"));
 }
 

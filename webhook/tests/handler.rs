@@ -266,8 +266,13 @@ async fn bearer_token_auth_on_and_off() {
     );
     assert_eq!(send(&app_on, with("s3cret-token")).await.0, StatusCode::OK);
     // Rotated token file: the new token is accepted, the old one refused.
-    std::thread::sleep(Duration::from_millis(20)); // distinct mtime
     std::fs::write(&token_file, "rotated-token").expect("write");
+    // A distinct modification time, whatever the filesystem's timestamp granularity.
+    std::fs::File::options()
+        .write(true)
+        .open(&token_file)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() + Duration::from_secs(10)))
+        .expect("set mtime");
     assert_eq!(send(&app_on, with("rotated-token")).await.0, StatusCode::OK);
     assert_eq!(
         send(&app_on, with("s3cret-token")).await.0,
