@@ -5,7 +5,7 @@
 #   docker build --target secrets-init -t <registry>/secrets-init:<v> .
 # Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 --target ... .
 # The builder always runs on the build machine's platform and cross-compiles static musl
-# binaries with cargo-zigbuild for TARGETARCH, so no emulation is needed.
+# binaries for TARGETARCH (rust-lld + zig cc, see .cargo/config.toml): no emulation needed.
 #
 # Without a Docker engine (this project's CI), scripts/build-images assembles the same
 # final images with podman from locally built binaries (deploy/images/Containerfile,
@@ -18,16 +18,17 @@ ARG TARGETARCH
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-# Zig as the C cross compiler/linker for musl (ring, aws-lc), from PyPI like scripts/setup.
-RUN python3 -m venv /opt/zig \
- && /opt/zig/bin/pip install --no-cache-dir "ziglang==0.13.*" "cargo-zigbuild==0.20.*"
-ENV PATH=/opt/zig/bin:$PATH
 RUN case "${TARGETARCH}" in \
       amd64) echo x86_64-unknown-linux-musl ;; \
       arm64) echo aarch64-unknown-linux-musl ;; \
       *) echo "unsupported TARGETARCH '${TARGETARCH}' (amd64, arm64)" >&2; exit 1 ;; \
     esac > /rust-target
 WORKDIR /src
+# The repository's .cargo/config.toml makes musl builds static: rust-lld links, and the
+# little C there is (ring) is compiled by `zig cc` (scripts/zig/), which runs PyPI's
+# ziglang from .tools/venv, exactly as on a developer machine and in CI.
+RUN python3 -m venv /src/.tools/venv \
+ && /src/.tools/venv/bin/pip install --no-cache-dir "ziglang==0.13.*"
 COPY . .
 # The toolchain channel comes from rust-toolchain.toml, as on a developer machine.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
@@ -35,7 +36,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     target="$(cat /rust-target)" \
  && channel="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" \
  && rustup toolchain install "${channel:?no channel in rust-toolchain.toml}" --profile minimal --target "$target" \
- && cargo zigbuild --release --locked --target "$target" -p secrets-init -p secrets-init-webhook \
+ && cargo build --release --locked --target "$target" -p secrets-init -p secrets-init-webhook \
  && mkdir -p /out \
  && install -m 0555 "target/$target/release/secrets-init" /out/secrets-init \
  && install -m 0555 "target/$target/release/secrets-init-webhook" /out/secrets-init-webhook \
