@@ -616,7 +616,10 @@ async fn image_config_comes_from_a_real_registry_and_is_cached() {
             .await
             .expect("json");
         assert_eq!(v["response"]["allowed"], true, "{v}");
-        let bytes: Vec<u8> = serde_json::from_value(v["response"]["patch"].clone()).expect("patch");
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v["response"]["patch"].as_str().expect("base64 patch"))
+            .expect("base64");
         let patch = String::from_utf8(bytes).expect("utf8");
         assert!(
             patch.contains("/app/server") && patch.contains("8080"),

@@ -50,7 +50,11 @@ fn response(body: &[u8]) -> Value {
     assert_eq!(v["kind"], "AdmissionReview");
     let mut r = v["response"].clone();
     if let Some(p) = r.get("patch").cloned() {
-        let bytes: Vec<u8> = serde_json::from_value(p).expect("patch bytes");
+        use base64::Engine as _;
+        let text = p.as_str().expect("patch is base64 text, as the API documents");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .expect("patch is valid base64");
         r["patch"] = serde_json::from_slice(&bytes).expect("patch is JSON");
     }
     r
