@@ -127,15 +127,10 @@ def admit(webhook_url: str, pod: dict, namespace: str = "e2e") -> Admission:
         if response.get("patchType") != "JSONPatch":
             raise E2EError(f"/mutate patchType is {response.get('patchType')!r}, not JSONPatch")
         raw = response["patch"]
-        # The API server decodes `patch` ([]byte) with Go's encoding/json, which takes a
-        # base64 string (what the API documents) or an array of byte values (what
-        # kube-core 5 serializes); accept what it accepts.
-        if isinstance(raw, str):
-            patch_bytes = base64.b64decode(raw, validate=True)
-        elif isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
-            patch_bytes = bytes(raw)
-        else:
-            raise E2EError(f"/mutate patch is neither base64 text nor a byte array: {str(raw)[:100]}")
+        # The admission API documents `patch` as base64 text (Go's []byte in JSON).
+        if not isinstance(raw, str):
+            raise E2EError(f"/mutate patch is not base64 text but {type(raw).__name__} (the admission API wants base64)")
+        patch_bytes = base64.b64decode(raw, validate=True)
         patch = json.loads(patch_bytes)
         mutated = jsonpatch.apply_patch(mutated, patch)
     return Admission(True, message, warnings, patch, mutated)
