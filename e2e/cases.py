@@ -571,6 +571,9 @@ def run_case(case: Case, seeded: Seeded) -> Failures:
         return f
     if case.verify_admission:
         case.verify_admission(f, adm)
+    # Reinvocation (reinvocationPolicy: IfNeeded) of the mutated pod changes nothing.
+    again = kube.admit(WEBHOOK, adm.pod)
+    f.check(again.allowed and not again.patch, f"the mutated pod sent again: allowed={again.allowed}, patch={again.patch}, {again.message}")
     played, probes = kube.kubeletize(adm.pod, objects, out_dir, lambda ref: kube.extract_rootfs(ref, os.path.join(WORK, "rootfs", ref.replace("/", "_").replace(":", "_"))))
     name = played["metadata"]["name"]
     try:
@@ -644,6 +647,15 @@ def main() -> int:
         else:
             print(f"ok   {case.name} ({dt:.1f}s)", file=sys.stderr)
     ran = sum(1 for c in CASES if not only or c.name in only)
+    # A pod without the inject annotation is left alone (the webhook sees every pod).
+    plain, _ = build_sources(seeded)
+    del plain["metadata"]["annotations"]["secretsinit.io/inject"]
+    adm = kube.admit(WEBHOOK, plain)
+    if adm.allowed and not adm.patch:
+        print("ok   not annotated: allowed unchanged", file=sys.stderr)
+    else:
+        failed.append("not-annotated")
+        print(f"FAIL not annotated: allowed={adm.allowed}, patch={adm.patch}, {adm.message}", file=sys.stderr)
     metrics = check_metrics(ran, not only)
     if metrics:
         failed.append("metrics")
