@@ -36,7 +36,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     target="$(cat /rust-target)" \
  && channel="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" \
  && rustup toolchain install "${channel:?no channel in rust-toolchain.toml}" --profile minimal --target "$target" \
- && cargo build --release --locked --target "$target" -p secrets-init -p secrets-init-webhook \
+ && cargo build --release --locked --target "$target" -p secrets-init \
+ && cargo build --release --locked --target "$target" -p secrets-init-webhook \
  && mkdir -p /out \
  && install -m 0555 "target/$target/release/secrets-init" /out/secrets-init \
  && install -m 0555 "target/$target/release/secrets-init-webhook" /out/secrets-init-webhook \
