@@ -51,7 +51,9 @@ fn response(body: &[u8]) -> Value {
     let mut r = v["response"].clone();
     if let Some(p) = r.get("patch").cloned() {
         use base64::Engine as _;
-        let text = p.as_str().expect("patch is base64 text, as the API documents");
+        let text = p
+            .as_str()
+            .expect("patch is base64 text, as the API documents");
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text)
             .expect("patch is valid base64");
