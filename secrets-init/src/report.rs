@@ -5,8 +5,8 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
-use tracing::{Event, Subscriber};
 use tracing::level_filters::LevelFilter;
+use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
