@@ -71,6 +71,9 @@ pub async fn mutate<S: ImageConfigSource + 'static>(
         .get::<RequestDeadline>()
         .map(|d| d.0)
         .unwrap_or_else(|| Instant::now() + state.request_timeout);
+    if let Some(reason) = unsupported_content_type(request.headers()) {
+        return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &reason);
+    }
     let body = match read_body(request.into_body(), state.read_timeout).await {
         Ok(b) => b,
         Err(resp) => return resp,
@@ -304,6 +307,24 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Stri
         return Err("AdmissionReview request has an empty `uid`".into());
     }
     Ok(request)
+}
+
+/// The API server always sends `application/json`; a body declared as anything else is
+/// refused before it is read (415). No `Content-Type` at all is read as JSON.
+fn unsupported_content_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?;
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => None,
+        _ => Some(format!(
+            "Content-Type {:?} is not supported: send the AdmissionReview as application/json",
+            String::from_utf8_lossy(value.as_bytes())
+        )),
+    }
 }
 
 fn bad_request(reason: &str) -> Response {

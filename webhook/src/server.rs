@@ -2,7 +2,8 @@
 //!
 //! - TLS port: a tokio accept loop, rustls handshake (bounded by `--read-timeout`), then
 //!   hyper-util's auto (HTTP/1.1 + HTTP/2) connection with `header_read_timeout`
-//!   = `--read-timeout`, each connection watched for graceful shutdown.
+//!   = `--read-timeout` (and the first request bytes due within it too), each connection
+//!   watched for graceful shutdown.
 //! - metrics port: plain HTTP, `/metrics`.
 //!
 //! Shutdown (SIGTERM/SIGINT, or the future given to [`Server::serve`]): `/readyz` turns 503
@@ -23,6 +24,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use mutation_modes::ImageConfigSource;
+use tokio::io::AsyncBufReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -272,6 +274,23 @@ async fn serve_connection(
         req.extensions_mut().insert(info);
         req
     });
+    // hyper's header_read_timeout only starts once the protocol is known, and the auto
+    // builder waits for the first bytes to tell HTTP/1.1 from HTTP/2: a client that completes
+    // the handshake and then says nothing would hold the connection forever. So the first
+    // bytes must arrive within --read-timeout too (peeked, not consumed).
+    let mut io = tokio::io::BufReader::new(tls);
+    match tokio::time::timeout(read_timeout, io.fill_buf()).await {
+        Ok(Ok(first)) if !first.is_empty() => {}
+        Ok(Ok(_)) => return,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "connection failed before its first request");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("no request within --read-timeout after the TLS handshake; closing");
+            return;
+        }
+    }
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -281,7 +300,7 @@ async fn serve_connection(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(service));
+    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     if let Err(e) = watcher.watch(conn.into_owned()).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }

@@ -4,63 +4,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{
-    Ca, Pair, TableImages, client_config, eventually, example, parse_metrics, pem_serial, probe,
-    start, test_config,
+    Ca, SecretVolume, TableImages, client_config, eventually, example, parse_metrics, pem_serial,
+    probe, start, test_config,
 };
 use secrets_init_webhook::config::Config;
-
-/// A directory laid out like a Kubernetes Secret volume:
-/// `tls.crt -> ..data/tls.crt`, `..data -> ..<generation>`.
-struct SecretVolume {
-    dir: PathBuf,
-    generation: usize,
-}
-
-impl SecretVolume {
-    fn new(dir: &Path, pair: &Pair) -> Self {
-        let mut v = Self {
-            dir: dir.to_owned(),
-            generation: 0,
-        };
-        v.swap(pair);
-        std::os::unix::fs::symlink("..data/tls.crt", dir.join("tls.crt")).expect("link crt");
-        std::os::unix::fs::symlink("..data/tls.key", dir.join("tls.key")).expect("link key");
-        v
-    }
-
-    /// What the kubelet does on an update: new timestamped dir, `..data_tmp` symlink,
-    /// rename over `..data`, remove the old dir.
-    fn swap(&mut self, pair: &Pair) {
-        let old = format!("..gen_{}", self.generation);
-        self.generation += 1;
-        let new = format!("..gen_{}", self.generation);
-        let new_dir = self.dir.join(&new);
-        std::fs::create_dir(&new_dir).expect("gen dir");
-        std::fs::write(new_dir.join("tls.crt"), &pair.cert_pem).expect("crt");
-        std::fs::write(new_dir.join("tls.key"), &pair.key_pem).expect("key");
-        let tmp = self.dir.join("..data_tmp");
-        std::os::unix::fs::symlink(&new, &tmp).expect("tmp link");
-        std::fs::rename(&tmp, self.dir.join("..data")).expect("rename over ..data");
-        let old_dir = self.dir.join(old);
-        if old_dir.exists() {
-            std::fs::remove_dir_all(old_dir).expect("remove old gen");
-        }
-    }
-
-    fn config(&self) -> Config {
-        Config {
-            tls_cert: Some(self.dir.join("tls.crt")),
-            tls_key: Some(self.dir.join("tls.key")),
-            ..test_config()
-        }
-    }
-}
 
 fn tls13(ca: &Ca) -> Arc<rustls::ClientConfig> {
     Arc::new(client_config(
