@@ -125,13 +125,6 @@ fn container<'a>(spec: &'a PodSpec, s: &Selected) -> &'a Container {
     }
 }
 
-fn container_mut<'a>(spec: &'a mut PodSpec, s: &Selected) -> &'a mut Container {
-    match s.kind {
-        ContainerKind::Init => &mut spec.init_containers.get_or_insert_with(Vec::new)[s.index],
-        ContainerKind::Main => &mut spec.containers[s.index],
-    }
-}
-
 fn skipped(reason: impl Into<String>) -> Decision {
     Decision::Skipped {
         reason: reason.into(),
@@ -325,8 +318,10 @@ pub async fn mutate_pod<S: ImageConfigSource>(
             .or_else(|| config.default_region.clone()),
         ignore_missing: opts.ignore_missing,
     };
-    let mut mutated = pod.clone();
-    let mspec = mutated.spec.get_or_insert_with(Default::default);
+    // Only what changes is copied and diffed (the selected containers, the annotations, the
+    // volumes), not the whole pod: cloning and serializing a full pod twice to diff it cost
+    // most of the admission (BENCHMARKS.md, "Mutation core").
+    let mut patch = Vec::new();
     for p in &plans {
         let original = container(spec, &p.who);
         let run_image = p.run_image.as_deref();
@@ -336,7 +331,7 @@ pub async fn mutate_pod<S: ImageConfigSource>(
             run_image.unwrap_or_default(),
             run_image.and_then(|i| found.get(i)),
         )?;
-        let c = container_mut(mspec, &p.who);
+        let mut c = original.clone();
         c.command = Some(flags.wrap(argv, false));
         c.args = None;
         if opts.mutate_probes {
@@ -344,58 +339,104 @@ pub async fn mutate_pod<S: ImageConfigSource>(
             wrap_probe(c.readiness_probe.as_mut(), &flags);
             wrap_probe(c.startup_probe.as_mut(), &flags);
         }
-        strategy.mutate_container(c, run_image);
+        strategy.mutate_container(&mut c, run_image);
+        let list = match p.who.kind {
+            ContainerKind::Init => "initContainers",
+            ContainerKind::Main => "containers",
+        };
+        diff_at(
+            &mut patch,
+            &format!("/spec/{list}/{}", p.who.index),
+            original,
+            &c,
+        );
     }
     let additions = strategy.pod_additions();
     if !additions.volumes.is_empty() {
-        mspec
-            .volumes
-            .get_or_insert_with(Vec::new)
-            .extend(additions.volumes);
+        let mut volumes = spec.volumes.clone().unwrap_or_default();
+        volumes.extend(additions.volumes);
+        diff_at(&mut patch, "/spec/volumes", &spec.volumes, &Some(volumes));
     }
-    mutated
-        .metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(ANNOTATION_INJECTED.to_owned(), mode_kind.to_string());
-
-    let patch = build_patch(pod, &mutated, additions.init_container)?;
+    let mut annotations = annotations.cloned().unwrap_or_default();
+    annotations.insert(ANNOTATION_INJECTED.to_owned(), mode_kind.to_string());
+    diff_at(
+        &mut patch,
+        "/metadata/annotations",
+        &pod.metadata.annotations,
+        &Some(annotations),
+    );
+    if let Some(init) = additions.init_container {
+        add_init_container(&mut patch, spec, init);
+    }
     Ok(Decision::Mutated {
         mode: mode_kind,
-        patch,
+        patch: json_patch::Patch(patch),
         warnings: Vec::new(),
     })
 }
 
-/// The diff of the two pods, plus the init container inserted first. Inserting is a separate
-/// `add .../initContainers/0` op (applied last), so the diff never rewrites the user's init
-/// containers just because their indexes shifted.
-fn build_patch(
-    original: &Pod,
-    mutated: &Pod,
-    init_container: Option<Container>,
-) -> Result<json_patch::Patch, MutationError> {
-    let to_json = |p: &Pod| serde_json::to_value(p).unwrap_or(serde_json::Value::Null);
-    let mut patch = json_patch::diff(&to_json(original), &to_json(mutated));
-    if let Some(init) = init_container {
-        let has_list = mutated
-            .spec
-            .as_ref()
-            .is_some_and(|s| s.init_containers.is_some());
-        let init = serde_json::to_value(init).unwrap_or(serde_json::Value::Null);
-        let (path, value) = if has_list {
-            ("/spec/initContainers/0", init)
-        } else {
-            ("/spec/initContainers", serde_json::Value::Array(vec![init]))
-        };
-        patch
-            .0
-            .push(json_patch::PatchOperation::Add(json_patch::AddOperation {
-                path: json_patch::jsonptr::PointerBuf::parse(path).unwrap_or_default(),
-                value,
+fn pointer(path: &str) -> json_patch::jsonptr::PointerBuf {
+    json_patch::jsonptr::PointerBuf::parse(path).unwrap_or_default()
+}
+
+/// The JSON patch that turns `before` into `after`, both located at `at` in the pod: `add`
+/// of the whole value where there was none, else the diff of the two below `at`.
+fn diff_at<T: serde::Serialize>(
+    patch: &mut Vec<json_patch::PatchOperation>,
+    at: &str,
+    before: &T,
+    after: &T,
+) {
+    use json_patch::PatchOperation as Op;
+    let to_json = |v: &T| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+    let (before, after) = (to_json(before), to_json(after));
+    if before.is_null() {
+        if !after.is_null() {
+            patch.push(Op::Add(json_patch::AddOperation {
+                path: pointer(at),
+                value: after,
             }));
+        }
+        return;
     }
-    Ok(patch)
+    let at = pointer(at);
+    for mut op in json_patch::diff(&before, &after).0 {
+        match &mut op {
+            Op::Add(o) => o.path = at.concat(&o.path),
+            Op::Remove(o) => o.path = at.concat(&o.path),
+            Op::Replace(o) => o.path = at.concat(&o.path),
+            Op::Move(o) => {
+                o.path = at.concat(&o.path);
+                o.from = at.concat(&o.from);
+            }
+            Op::Copy(o) => {
+                o.path = at.concat(&o.path);
+                o.from = at.concat(&o.from);
+            }
+            Op::Test(o) => o.path = at.concat(&o.path),
+        }
+        patch.push(op);
+    }
+}
+
+/// The init container, inserted first. Inserting is a separate `add .../initContainers/0` op
+/// (applied last), so the patch never rewrites the user's init containers just because their
+/// indexes shifted.
+fn add_init_container(
+    patch: &mut Vec<json_patch::PatchOperation>,
+    spec: &PodSpec,
+    init: Container,
+) {
+    let init = serde_json::to_value(init).unwrap_or(serde_json::Value::Null);
+    let (path, value) = if spec.init_containers.is_some() {
+        ("/spec/initContainers/0", init)
+    } else {
+        ("/spec/initContainers", serde_json::Value::Array(vec![init]))
+    };
+    patch.push(json_patch::PatchOperation::Add(json_patch::AddOperation {
+        path: pointer(path),
+        value,
+    }));
 }
 
 #[cfg(test)]
