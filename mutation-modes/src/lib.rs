@@ -347,8 +347,8 @@ pub async fn mutate_pod<S: ImageConfigSource>(
         diff_at(
             &mut patch,
             &format!("/spec/{list}/{}", p.who.index),
-            original,
-            &c,
+            &Touched::of(original),
+            &Touched::of(&c),
         );
     }
     let additions = strategy.pod_additions();
@@ -373,6 +373,43 @@ pub async fn mutate_pod<S: ImageConfigSource>(
         patch: json_patch::Patch(patch),
         warnings: Vec::new(),
     })
+}
+
+/// The fields of a container that a mutation may change (command, args, probes here; image
+/// and volume mounts in the modes). Only these are serialized and diffed: the rest (env,
+/// resources, ports, ...) is equal on both sides by construction. A new field changed by a
+/// mode must be added here; the golden tests, which apply the patch, catch a forgotten one.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Touched<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<&'a Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volume_mounts: Option<&'a Vec<k8s_openapi::api::core::v1::VolumeMount>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    liveness_probe: Option<&'a Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readiness_probe: Option<&'a Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    startup_probe: Option<&'a Probe>,
+}
+
+impl<'a> Touched<'a> {
+    fn of(c: &'a Container) -> Self {
+        Self {
+            command: c.command.as_ref(),
+            args: c.args.as_ref(),
+            image: c.image.as_ref(),
+            volume_mounts: c.volume_mounts.as_ref(),
+            liveness_probe: c.liveness_probe.as_ref(),
+            readiness_probe: c.readiness_probe.as_ref(),
+            startup_probe: c.startup_probe.as_ref(),
+        }
+    }
 }
 
 fn pointer(path: &str) -> json_patch::jsonptr::PointerBuf {

@@ -100,7 +100,8 @@ pub trait MutationMode: Send + Sync {
     /// Volumes and init container this mode adds.
     fn pod_additions(&self) -> PodAdditions;
 
-    /// Changes to one mutated container besides its command (a mount, or the image).
+    /// Changes to one mutated container besides its command (a mount, or the image). Only the
+    /// fields listed in `Touched` (lib.rs) make it into the patch.
     fn mutate_container(&self, c: &mut Container, run_image: Option<&str>);
 }
 
