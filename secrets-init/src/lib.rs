@@ -200,12 +200,15 @@ fn run(cli: Cli) -> u8 {
     }
     tracing::debug!("resolved {variables} variable(s)");
 
-    let args = if options.expand_args {
+    let mut args = if options.expand_args {
         exec::expand_args(args, &resolved.env)
     } else {
         args.to_vec()
     };
     let err = exec::exec(program, &args, &resolved.env);
+    // The exec failed: the expanded arguments may hold values (the environment is wiped
+    // when `resolved` is dropped).
+    args.iter_mut().for_each(resolve::wipe);
     let code = exec::exit_code_for(&err);
     let what = if code == exit::NOT_FOUND {
         "not found".to_owned()

@@ -123,8 +123,19 @@ impl Template {
     }
 
     /// Renders the value; `values[i]` is the value of the i-th reference of [`Self::refs`].
+    /// The result is allocated once at its final size, so no partial copy of a value is left
+    /// behind in memory released by a reallocation.
     pub fn render(&self, values: &[String]) -> String {
-        let mut out = String::new();
+        let mut sizes = values.iter();
+        let size = self
+            .parts
+            .iter()
+            .map(|part| match part {
+                Part::Literal(s) => s.len(),
+                Part::Ref(_) => sizes.next().map_or(0, String::len),
+            })
+            .sum();
+        let mut out = String::with_capacity(size);
         let mut values = values.iter();
         for part in &self.parts {
             match part {

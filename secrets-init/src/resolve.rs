@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::future::Future;
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::extract::{ExtractError, extract};
 use crate::fetch::{FetchFailure, FetchResult};
@@ -39,7 +39,8 @@ impl std::fmt::Display for Problem {
 }
 
 /// The container's environment, split into what is kept as is and what needs resolving.
-#[derive(Debug, Default)]
+/// `Debug` shows variable names only: the app's own variables may hold its secrets.
+#[derive(Default)]
 pub struct Parsed {
     /// The program's environment in order; `None` marks a variable still to be resolved.
     pub entries: Vec<(OsString, Option<OsString>)>,
@@ -95,17 +96,68 @@ pub fn parse_env(env: impl IntoIterator<Item = (OsString, OsString)>) -> Parsed 
     parsed
 }
 
+impl std::fmt::Debug for Parsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("entries", &Names(&self.entries))
+            .field("templates", &self.templates)
+            .field("malformed", &self.malformed)
+            .field("legacy", &self.legacy)
+            .finish()
+    }
+}
+
+/// The names of an environment, for `Debug`; values are never shown.
+struct Names<'a, V>(&'a [(OsString, V)]);
+
+impl<V> std::fmt::Debug for Names<'_, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(name, _)| format!("{}=<redacted>", name.to_string_lossy())),
+            )
+            .finish()
+    }
+}
+
+/// Overwrites the bytes of a value before its memory is released.
+pub fn wipe(value: &mut OsString) {
+    let mut bytes = std::mem::take(value).into_encoded_bytes();
+    bytes.zeroize();
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The result of resolving.
-#[derive(Debug, Default)]
+/// The result of resolving. `Debug` shows variable names only, and the values are wiped
+/// when it is dropped (after a failed exec; a successful one replaces the whole process).
+#[derive(Default)]
 pub struct Resolved {
     pub env: Vec<(OsString, OsString)>,
     pub problems: Vec<Problem>,
     /// Placeholders that `--ignore-missing` turned into empty values: (variable, reference, why).
     pub ignored: Vec<Problem>,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("env", &Names(&self.env))
+            .field("problems", &self.problems)
+            .field("ignored", &self.ignored)
+            .finish()
+    }
+}
+
+impl Drop for Resolved {
+    fn drop(&mut self) {
+        for (_, value) in &mut self.env {
+            wipe(value);
+        }
+    }
 }
 
 /// Resolves every template. `prefilled` holds values taken elsewhere (`--probe`); the rest is
@@ -190,7 +242,7 @@ pub fn render(
         if failed {
             continue;
         }
-        let value = template.render(&pieces);
+        let mut value = Zeroizing::new(template.render(&pieces));
         if value.contains('\0') {
             out.problems.push(Problem {
                 variable: name.clone(),
@@ -200,7 +252,7 @@ pub fn render(
             });
             continue;
         }
-        values.insert(name.clone(), value);
+        values.insert(name.clone(), std::mem::take(&mut *value));
     }
     for (name, value) in parsed.entries {
         match value {
@@ -212,6 +264,10 @@ pub fn render(
                 }
             }
         }
+    }
+    // Values of variables that are not in `entries` (none, unless a name repeats).
+    for (_, mut v) in values.into_iter().chain(prefilled) {
+        v.zeroize();
     }
     out
 }

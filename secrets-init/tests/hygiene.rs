@@ -1,0 +1,424 @@
+//! Secret hygiene (issue 7): secrets-init is driven through every error path — and the
+//! success paths that log — with known secret values, at every log format and level, and
+//! none of the values may appear in stdout, stderr or the termination log.
+//!
+//! Every secret value below contains `V4lue`; no key, name, reference or flag does, so the
+//! marker alone catches a leak of any value or any piece of one.
+
+mod common;
+
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Faults, Moto, Proxy, Run};
+
+/// In every secret value, and nowhere else.
+const MARK: &str = "V4lue";
+
+const USER: &str = "hyg-user-V4lue";
+const PASS: &str = "hyg-pass-V4lue";
+const DEEP: &str = "hyg-deep-V4lue";
+const PLAIN: &str = "hyg-plain-V4lue, not JSON";
+const PREVIOUS: &str = "hyg-previous-V4lue";
+
+/// The secrets every scenario can reach.
+fn seed(moto: &Moto) {
+    moto.create(
+        "hyg/json",
+        &format!(
+            r#"{{"user":"{USER}","pass":"{PASS}","nested":{{"deep":"{DEEP}","list":["{DEEP}-0"]}},"num":1.5}}"#
+        ),
+    );
+    moto.create("hyg/plain", PLAIN);
+    moto.create("hyg/versioned", r#"{"k":"hyg-current-V4lue"}"#);
+    moto.put_version(
+        "hyg/versioned",
+        &format!(r#"{{"k":"{PREVIOUS}"}}"#),
+        &["AWSPREVIOUS"],
+    );
+    moto.create("hyg/nul-in-json", r#"{"k":"hyg-nul-V4lue\u0000tail"}"#);
+    let mut not_utf8 = b"hyg-binary-V4lue".to_vec();
+    not_utf8.extend([0xff, 0xfe, 0x80]);
+    moto.create_binary("hyg/binary-not-utf8", &not_utf8);
+    moto.create_binary("hyg/binary-nul", b"hyg-binary-nul-V4lue\0tail");
+    moto.create_binary("hyg/binary-json", br#"{"k":"hyg-binary-json-V4lue"}"#);
+}
+
+/// One way of running secrets-init.
+struct Scenario {
+    name: &'static str,
+    args: Vec<String>,
+    env: Vec<(&'static str, &'static str)>,
+    /// The program and its arguments (default: one that prints nothing and checks nothing).
+    program: Vec<String>,
+    faults: Faults,
+    want_code: i32,
+    /// Each must appear in stderr: proof that the path was really taken.
+    want_stderr: Vec<&'static str>,
+    /// A termination message is expected (every failure but a command-line error).
+    want_summary: bool,
+}
+
+impl Scenario {
+    fn new(name: &'static str, want_code: i32) -> Self {
+        Scenario {
+            name,
+            args: Vec::new(),
+            env: Vec::new(),
+            program: vec!["/bin/true".into()],
+            faults: Faults::default(),
+            want_code,
+            want_stderr: Vec::new(),
+            want_summary: want_code != 0,
+        }
+    }
+    fn args(mut self, args: &[&str]) -> Self {
+        self.args = args.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+    fn env(mut self, env: &[(&'static str, &'static str)]) -> Self {
+        self.env = env.to_vec();
+        self
+    }
+    fn program(mut self, program: &[&str]) -> Self {
+        self.program = program.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+    fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+    fn without_summary(mut self) -> Self {
+        self.want_summary = false;
+        self
+    }
+    fn expect(mut self, needles: &[&'static str]) -> Self {
+        self.want_stderr = needles.to_vec();
+        self
+    }
+}
+
+/// The base scenarios: every failure secrets-init knows, next to placeholders that resolve.
+fn scenarios(not_executable: &Path) -> Vec<Scenario> {
+    let good = [
+        ("GOOD_USER", "awssm:hyg/json#user"),
+        (
+            "GOOD_URL",
+            "postgres://${awssm:hyg/json#user}:${awssm:hyg/json#pass}@db/app",
+        ),
+        ("GOOD_DEEP", "awssm:hyg/json#/nested/deep"),
+    ];
+    let with_good = |extra: &[(&'static str, &'static str)]| {
+        let mut env = good.to_vec();
+        env.extend_from_slice(extra);
+        env
+    };
+    let not_executable = not_executable.to_str().expect("utf-8 path");
+    vec![
+        Scenario::new("missing key lists the keys", 1)
+            .env(&with_good(&[("NO_KEY", "awssm:hyg/json#nope")]))
+            .expect(&["KeyNotFound", "its keys: `nested`, `num`, `pass`, `user`"]),
+        Scenario::new("secret is not JSON", 1)
+            .env(&with_good(&[("NOT_JSON", "awssm:hyg/plain#k")]))
+            .expect(&["SecretNotJsonObject"]),
+        Scenario::new("pointer into a string", 1)
+            .env(&with_good(&[("NO_POINTER", "awssm:hyg/json#/nested/deep/x")]))
+            .expect(&["PointerNotFound", "nothing at `x` under `/nested/deep`"]),
+        Scenario::new("pointer into a non-JSON secret", 1)
+            .env(&with_good(&[("PLAIN_POINTER", "awssm:hyg/plain#/a")]))
+            .expect(&["PointerNotFound", "the secret is not JSON"]),
+        Scenario::new("malformed pointer", 1)
+            .env(&with_good(&[("BAD_POINTER", "awssm:hyg/json#/nested/~9")]))
+            .expect(&["MalformedPointer"]),
+        Scenario::new("binary secret that is not UTF-8", 1)
+            .env(&with_good(&[("BINARY", "awssm:hyg/binary-not-utf8")]))
+            .expect(&["SecretBinaryNotText", "not valid UTF-8"]),
+        Scenario::new("binary secret with a NUL", 1)
+            .env(&with_good(&[("BINARY_NUL", "awssm:hyg/binary-nul")]))
+            .expect(&["SecretBinaryNotText", "NUL"]),
+        Scenario::new("value with a NUL", 1)
+            .env(&with_good(&[("NUL", "awssm:hyg/nul-in-json#k")]))
+            .expect(&["ValueContainsNul"]),
+        Scenario::new("secret that does not exist", 1)
+            .env(&with_good(&[("ABSENT", "awssm:hyg/absent#k")]))
+            .expect(&["ResourceNotFoundException"]),
+        Scenario::new("version that does not exist", 1)
+            .env(&with_good(&[("NO_VERSION", "awssm:hyg/json#user#AWSPENDING")]))
+            .expect(&["NO_VERSION: awssm:hyg/json#user#AWSPENDING"]),
+        Scenario::new("ignore-missing warnings", 0)
+            .args(&["--ignore-missing"])
+            .env(&with_good(&[
+                ("NO_KEY", "awssm:hyg/json#nope"),
+                ("ABSENT", "${awssm:hyg/absent}x"),
+                ("NO_POINTER", "awssm:hyg/json#/nested/nope"),
+                ("PREV", "awssm:hyg/versioned#k#AWSPREVIOUS"),
+                ("BIN_JSON", "awssm:hyg/binary-json#k"),
+            ]))
+            // The program checks the values arrived without printing them.
+            .program(&[
+                "/bin/sh",
+                "-c",
+                r#"test "${#GOOD_USER}" -eq 14 && test -n "$GOOD_URL" && test -n "$PREV" && test -n "$BIN_JSON" && test -z "$NO_KEY" && test "$ABSENT" = x"#,
+            ])
+            .expect(&["NO_KEY: awssm:hyg/json#nope", "ABSENT: awssm:hyg/absent", "--ignore-missing"]),
+        Scenario::new("ignore-missing does not hide a transient failure", 1)
+            .args(&["--ignore-missing", "--timeout", "2"])
+            .env(&with_good(&[]))
+            .faults(Faults {
+                hang: true,
+                ..Faults::default()
+            })
+            .expect(&["timed out after 2s"]),
+        Scenario::new("timeout", 1)
+            .args(&["--timeout", "1.5"])
+            .env(&with_good(&[]))
+            .faults(Faults {
+                hang: true,
+                ..Faults::default()
+            })
+            .expect(&["timed out after 1.5s"]),
+        Scenario::new("batch denied, fetched one by one", 1)
+            .env(&with_good(&[("NO_KEY", "awssm:hyg/json#nope"), ("OTHER", "awssm:hyg/plain")]))
+            .faults(Faults {
+                batch_error: Some("AccessDeniedException".into()),
+                ..Faults::default()
+            })
+            .expect(&["KeyNotFound"]),
+        Scenario::new("program not found", 127)
+            .env(&with_good(&[]))
+            .program(&["/nonexistent/program", "$(GOOD_USER)"])
+            .args(&["--expand-args"])
+            .expect(&["cannot execute /nonexistent/program: not found"]),
+        Scenario::new("program not found in a PATH that is a placeholder", 127)
+            .env(&with_good(&[("PATH", "awssm:hyg/json#user")]))
+            .program(&["no-such-program"])
+            .expect(&["PATH=(a placeholder)"]),
+        Scenario::new("program not executable", 126)
+            .env(&with_good(&[]))
+            .program(&[not_executable])
+            .expect(&["not executable"]),
+        Scenario::new("malformed placeholder next to resolved ones", 2)
+            .env(&with_good(&[
+                ("UNCLOSED", "${awssm:hyg/json#pass} and ${awssm:hyg/json"),
+                ("EMPTY_ID", "awssm:#user"),
+                ("TOO_MANY", "awssm:hyg/json#user#AWSCURRENT#x"),
+            ]))
+            .expect(&["UNCLOSED", "EMPTY_ID", "TOO_MANY", "MalformedPlaceholder"]),
+        Scenario::new("no program (a command-line error)", 2)
+            .env(&with_good(&[]))
+            .program(&[])
+            .without_summary(),
+        Scenario::new("success", 0)
+            .env(&with_good(&[]))
+            .program(&["/bin/sh", "-c", r#"test "$GOOD_DEEP" = "$GOOD_DEEP" && test -n "$GOOD_DEEP""#]),
+    ]
+}
+
+fn run_scenario(
+    endpoint: &str,
+    s: &Scenario,
+    extra_args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> (Run, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let termination_log = dir.path().join("termination-log");
+    std::fs::write(&termination_log, "").expect("termination log");
+    let mut cmd = common::secrets_init(endpoint);
+    cmd.env("SECRETS_INIT_TERMINATION_LOG", &termination_log)
+        .args(&s.args)
+        .args(extra_args);
+    for (k, v) in s.env.iter().chain(extra_env) {
+        cmd.env(k, v);
+    }
+    if !s.program.is_empty() {
+        cmd.arg("--").args(&s.program);
+    }
+    let run = run_to_files(&mut cmd, dir.path());
+    let summary = std::fs::read_to_string(&termination_log).expect("read termination log");
+    (run, summary)
+}
+
+/// Like `common::run`, but stdout and stderr go to files: at trace level the logs outgrow a
+/// pipe's buffer, which would block the child while nobody reads.
+fn run_to_files(cmd: &mut Command, dir: &Path) -> Run {
+    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("stdout file"))
+        .stderr(File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("spawn secrets-init");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("secrets-init did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        status,
+        spawned_pid: child.id(),
+        stdout: std::fs::read(&out_path).expect("stdout"),
+        stderr: String::from_utf8_lossy(&std::fs::read(&err_path).expect("stderr")).into_owned(),
+    }
+}
+
+fn check(label: &str, s: &Scenario, run: &Run, summary: &str) {
+    assert_eq!(
+        run.code(),
+        s.want_code,
+        "{label}: exit code; stderr:\n{}",
+        run.stderr
+    );
+    for needle in &s.want_stderr {
+        assert!(
+            run.stderr.contains(needle),
+            "{label}: {needle:?} not in stderr (the path was not taken):\n{}",
+            run.stderr
+        );
+    }
+    let stdout = run.stdout_text();
+    for (what, text) in [
+        ("stdout", stdout.as_str()),
+        ("stderr", &run.stderr),
+        ("termination log", summary),
+    ] {
+        assert!(
+            !text.contains(MARK),
+            "{label}: a secret value leaked into {what}:\n{text}"
+        );
+    }
+    run.assert_no_secret_in_logs(&[USER, PASS, DEEP, PLAIN, PREVIOUS]);
+    if s.want_summary {
+        assert!(!summary.is_empty(), "{label}: no termination message");
+    }
+}
+
+fn not_executable_file(dir: &Path) -> PathBuf {
+    let path = dir.join("not-executable");
+    std::fs::write(&path, "#!/bin/sh\necho hi\n").expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    path
+}
+
+#[test]
+fn no_secret_value_reaches_any_output_on_any_path() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint);
+    seed(&moto);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_executable = not_executable_file(dir.path());
+
+    // Every scenario in text and JSON logs, at the default level, debug and trace.
+    let formats: [(&str, &[&str]); 2] = [("text", &[]), ("json", &["--log-format", "json"])];
+    let levels: [(&str, &[(&str, &str)]); 3] = [
+        ("info", &[]),
+        ("debug", &[("SECRETS_INIT_LOG_LEVEL", "debug")]),
+        ("trace", &[("SECRETS_INIT_LOG_LEVEL", "trace")]),
+    ];
+    for s in scenarios(&not_executable) {
+        proxy.set_faults(s.faults.clone());
+        for (format, format_args) in formats {
+            for (level, level_env) in levels {
+                let label = format!("{} [{format}, {level}]", s.name);
+                let (run, summary) = run_scenario(&proxy.endpoint, &s, format_args, level_env);
+                check(&label, &s, &run, &summary);
+                if format == "json" && s.want_summary {
+                    for line in run.stderr.lines() {
+                        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| {
+                            panic!("{label}: log line is not JSON ({e}): {line}")
+                        });
+                    }
+                }
+            }
+        }
+        proxy.set_faults(Faults::default());
+    }
+}
+
+#[test]
+fn debug_logging_really_is_on_at_debug_level() {
+    // The hygiene test above is only worth something if debug/trace runs log more; prove it.
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint);
+    seed(&moto);
+    proxy.set_faults(Faults {
+        batch_error: Some("ThrottlingException".into()),
+        ..Faults::default()
+    });
+    let s = Scenario::new("debug", 0)
+        .env(&[("A", "awssm:hyg/json#user"), ("B", "awssm:hyg/plain")])
+        .expect(&[
+            "BatchGetSecretValue failed as a whole",
+            "resolved 2 variable(s)",
+        ]);
+    let (run, summary) = run_scenario(
+        &proxy.endpoint,
+        &s,
+        &[],
+        &[("SECRETS_INIT_LOG_LEVEL", "debug")],
+    );
+    check("debug", &s, &run, &summary);
+}
+
+#[test]
+fn debug_of_everything_that_holds_a_value_is_redacted() {
+    use std::collections::{BTreeMap, HashMap};
+    use std::ffi::OsString;
+
+    use secrets_init::fetch::SecretText;
+    use secrets_init::resolve::{parse_env, render};
+
+    let env = [
+        ("APP_OWN_KEY", "app-own-V4lue"),
+        ("DB", "postgres://${awssm:hyg/json#user}@db"),
+        ("WHOLE", "awssm:hyg/plain"),
+    ]
+    .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+    let parsed = parse_env(env);
+    let shown = format!("{parsed:?}");
+    assert!(!shown.contains(MARK), "Parsed shows a value: {shown}");
+    assert!(
+        shown.contains("APP_OWN_KEY"),
+        "Parsed hides the names: {shown}"
+    );
+
+    let mut fetched = BTreeMap::new();
+    for template in parsed.templates.values() {
+        for r in template.refs() {
+            let text = if r.fetch.secret_id == "hyg/json" {
+                format!(r#"{{"user":"{USER}"}}"#)
+            } else {
+                PLAIN.to_owned()
+            };
+            fetched.insert(r.fetch.clone(), Ok(SecretText::new(text)));
+        }
+    }
+    let shown = format!("{fetched:?}");
+    assert!(
+        !shown.contains(MARK),
+        "fetched secrets show a value: {shown}"
+    );
+
+    let resolved = render(parsed, HashMap::new(), false, &fetched);
+    assert!(resolved.problems.is_empty(), "{:?}", resolved.problems);
+    let db = resolved
+        .env
+        .iter()
+        .find(|(k, _)| k == "DB")
+        .map(|(_, v)| v.clone());
+    assert_eq!(db, Some(OsString::from(format!("postgres://{USER}@db"))));
+    let shown = format!("{resolved:?}");
+    assert!(!shown.contains(MARK), "Resolved shows a value: {shown}");
+    assert!(
+        shown.contains("DB") && shown.contains("WHOLE"),
+        "Resolved hides the names: {shown}"
+    );
+}
