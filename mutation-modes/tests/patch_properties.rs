@@ -246,12 +246,15 @@ fn expected_container(c: &Case, original: &Container, s: &Shape, volume: &str) -
     let mut out = original.clone();
     out.command = Some([flags(c, false), expected_argv(s)].concat());
     out.args = None;
-    if c.mutate_probes {
-        if let Some(exec) = out.liveness_probe.as_mut().and_then(|p| p.exec.as_mut()) {
-            let cmd = exec.command.as_ref().unwrap();
-            let escaped: Vec<String> = cmd.iter().map(|a| a.replace('$', "$$")).collect();
-            exec.command = Some([flags(c, true), escaped].concat());
-        }
+    if let Some(exec) = out
+        .liveness_probe
+        .as_mut()
+        .and_then(|p| p.exec.as_mut())
+        .filter(|_| c.mutate_probes)
+    {
+        let cmd = exec.command.as_ref().unwrap();
+        let escaped: Vec<String> = cmd.iter().map(|a| a.replace('$', "$$")).collect();
+        exec.command = Some([flags(c, true), escaped].concat());
     }
     match c.mode {
         ModeKind::InitContainer | ModeKind::SharedVolume => {
