@@ -82,9 +82,16 @@ pub struct SecretRef {
 }
 
 impl fmt::Display for SecretRef {
-    /// The canonical `awssm:` spelling (never contains a value).
+    /// The canonical `awssm:` spelling (never contains a value). It parses back to the same
+    /// reference: an id that itself starts with `//` is written after the legacy `awssm://`,
+    /// which the parser strips (found by fuzzing).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PREFIX}{}", self.fetch.secret_id)?;
+        let prefix = if self.fetch.secret_id.starts_with("//") {
+            LEGACY_PREFIX
+        } else {
+            PREFIX
+        };
+        write!(f, "{prefix}{}", self.fetch.secret_id)?;
         let key = match &self.key {
             Key::Whole => "",
             Key::Field(k) | Key::Pointer(k) => k.as_str(),
@@ -507,6 +514,15 @@ mod tests {
         }
         let t = parse_value("awssm://a#k#AWSCURRENT").unwrap().unwrap();
         assert_eq!(t.refs().next().unwrap().to_string(), "awssm:a#k");
+        // A secret id that starts with `//` (after the legacy prefix is stripped).
+        for input in ["awssm:////a#k", "x${awssm:////a#k}"] {
+            let t = parse_value(input).unwrap().unwrap();
+            let reference = t.refs().next().unwrap();
+            assert_eq!(reference.fetch.secret_id, "//a");
+            assert_eq!(reference.to_string(), "awssm:////a#k");
+            let again = parse_value(&reference.to_string()).unwrap().unwrap();
+            assert_eq!(again.refs().next().unwrap(), reference);
+        }
     }
 
     #[test]
