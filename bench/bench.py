@@ -681,8 +681,17 @@ def criterion(args, target_dir: Path) -> dict:
     if r.returncode:
         raise SystemExit(f"cargo bench failed:\n{r.stderr[-4000:]}")
     out = {}
+    cpu_env = dict(env, MUTATE_BENCH_CPU_ITERS=str(args.cpu_iters))
+    r = subprocess.run(argv[:6], cwd=ROOT, env=cpu_env, timeout=3600, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"cargo bench (on-CPU time) failed:\n{r.stderr[-4000:]}")
+    cpu = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            cpu[row["id"]] = row
     base = target_dir / "criterion"
-    for est in sorted(base.glob("*/*/new/estimates.json")):
+    for est in sorted(base.glob("*/new/estimates.json")):
         rel = est.parent.parent.relative_to(base)
         bench = json.loads((est.parent / "benchmark.json").read_text())
         e = json.loads(est.read_text())
@@ -693,6 +702,9 @@ def criterion(args, target_dir: Path) -> dict:
             "median_us": e["median"]["point_estimate"] / 1000,
             "dir": str(rel),
         }
+        if bench["full_id"] in cpu:
+            out[bench["full_id"]]["cpu_us"] = cpu[bench["full_id"]]["cpu_us"]
+            out[bench["full_id"]]["cpu_wall_us"] = cpu[bench["full_id"]]["wall_us"]
     return out
 
 
@@ -744,12 +756,26 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--criterion-seconds", type=int, default=3)
     ap.add_argument("--hyperfine-runs", type=int, default=30)
+    ap.add_argument("--cpu-iters", type=int, default=20000)
+    ap.add_argument("--render-only", action="store_true", help="re-render BENCHMARKS.md from bench/results.json")
     ap.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     args = ap.parse_args()
+
+    if args.render_only:
+        sys.path.insert(0, str(BENCH))
+        import report  # noqa: PLC0415 - sibling module
+
+        args.output.write_text(report.render(json.loads((BENCH / "results.json").read_text())))
+        return
 
     results: dict = {"command": args.command, "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     results["machine"] = machine()
     results["git"] = run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], timeout=30).stdout.strip()
+    st = args.webhook.stat()
+    results["webhook_binary"] = {
+        "path": str(args.webhook), "bytes": st.st_size,
+        "mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
     t_start = time.monotonic()
     try:
         log(f"work dir {WORK}")
@@ -795,7 +821,7 @@ def main() -> None:
         nginx_rss = sum(proc_status(p)["VmHWM"] for p in nginx.pids())
         results["memory"] = {"idle_rss": idle["VmRSS"], "after_load_rss": mem["VmRSS"], "peak_rss": mem["VmHWM"],
                              "nginx_peak_rss_sum": nginx_rss}
-        stop(nginx)
+        stop(nginx.proc)
 
         log("cold cache: 100 concurrent admissions, one uncached image")
         results["cold"] = cold_cache(webhook, registry, "bench/cold", 100)
