@@ -134,8 +134,12 @@ fn step<'a>(value: &'a RawValue, token: &str) -> Option<&'a RawValue> {
         let map: BTreeMap<String, &RawValue> = serde_json::from_str(value.get()).ok()?;
         map.get(token).copied()
     } else if text.starts_with('[') {
-        // RFC 6901 array index: "0" or a number without leading zeros.
-        if token.is_empty() || (token.len() > 1 && token.starts_with('0')) {
+        // RFC 6901 array index: "0" or digits without a leading zero (no sign: `usize`'s
+        // parser would take "+1").
+        if token.is_empty()
+            || !token.bytes().all(|b| b.is_ascii_digit())
+            || (token.len() > 1 && token.starts_with('0'))
+        {
             return None;
         }
         let index: usize = token.parse().ok()?;
@@ -274,6 +278,7 @@ mod tests {
                 true,
             ),
             (DOC, pointer("/list/01"), "nothing at `01`", true),
+            (DOC, pointer("/list/+1"), "nothing at `+1`", true),
             (
                 DOC,
                 pointer("/price/x"),
