@@ -10,6 +10,7 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use axum::body::Body;
 use axum::http::{Request, header};
+use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 use secrets_init_webhook::layers::auth::Auth;
 use secrets_init_webhook::metrics::Metrics;
@@ -125,7 +126,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(!message.is_empty(), "denial without a message");
         }
         if let Some(patch) = response.get("patch").filter(|p| !p.is_null()) {
-            let bytes: Vec<u8> = serde_json::from_value(patch.clone()).expect("patch bytes");
+            // The admission API carries the patch as base64 text.
+            let text = patch.as_str().expect("patch is base64 text");
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .expect("patch is base64");
             let _: json_patch::Patch =
                 serde_json::from_slice(&bytes).expect("patch is a JSON Patch");
         }
