@@ -119,7 +119,17 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(answer["kind"], "AdmissionReview");
         assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
         let response = &answer["response"];
-        assert_eq!(response["uid"].as_str(), uid.as_deref(), "uid not echoed");
+        // serde_json's `Value` refuses invalid UTF-8 inside a field name that the typed
+        // AdmissionReview parser skips as unknown, so the uid is only compared when the body
+        // also parses as a `Value`.
+        match &uid {
+            Some(uid) => assert_eq!(
+                response["uid"].as_str(),
+                Some(uid.as_str()),
+                "uid not echoed"
+            ),
+            None => assert!(response["uid"].is_string(), "no uid in the answer"),
+        }
         assert!(response["allowed"].is_boolean());
         if response["allowed"] == false {
             let message = response["status"]["message"].as_str().unwrap_or_default();
