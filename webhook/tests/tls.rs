@@ -318,7 +318,7 @@ async fn client_certificates_are_verified_over_real_tls() {
 #[tokio::test]
 async fn metrics_port_serves_every_contract_metric() {
     let server = start(test_config(), TableImages::default()).await;
-    let ca_less = Arc::new(insecure_client_config());
+    let ca_less = Arc::new(common::insecure_client_config());
     let p = probe(server.addr, ca_less, "/healthz")
         .await
         .expect("dev mode serves");
@@ -359,60 +359,6 @@ async fn metrics_port_serves_every_contract_metric() {
     }
     assert!(m["secrets_init_webhook_tls_cert_expiry_timestamp_seconds"] > 1.7e9);
     server.stop().await;
-}
-
-/// Development mode has no CA to trust; this client accepts any server certificate.
-fn insecure_client_config() -> rustls::ClientConfig {
-    #[derive(Debug)]
-    struct AcceptAll(Arc<rustls::crypto::CryptoProvider>);
-    impl rustls::client::danger::ServerCertVerifier for AcceptAll {
-        fn verify_server_cert(
-            &self,
-            _: &rustls::pki_types::CertificateDer<'_>,
-            _: &[rustls::pki_types::CertificateDer<'_>],
-            _: &rustls::pki_types::ServerName<'_>,
-            _: &[u8],
-            _: rustls::pki_types::UnixTime,
-        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            m: &[u8],
-            c: &rustls::pki_types::CertificateDer<'_>,
-            d: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                m,
-                c,
-                d,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn verify_tls13_signature(
-            &self,
-            m: &[u8],
-            c: &rustls::pki_types::CertificateDer<'_>,
-            d: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                m,
-                c,
-                d,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
-        .with_no_client_auth()
 }
 
 #[tokio::test]
