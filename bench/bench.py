@@ -775,6 +775,7 @@ def main() -> None:
     results["webhook_binary"] = {
         "path": str(args.webhook), "bytes": st.st_size,
         "mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "file": run(["file", "-bL", str(args.webhook)], timeout=30).stdout.strip().split(",")[:4],
     }
     t_start = time.monotonic()
     try:

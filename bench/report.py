@@ -31,7 +31,10 @@ def render(r: dict) -> str:
       " run at the same time, so absolute numbers move; ratios from the same run are what counts)")
     wb = r.get("webhook_binary")
     if wb:
-        w(f"- webhook binary: `{wb['path']}` ({wb['bytes']} bytes, built {wb['mtime']}; release profile)")
+        # target/[<triple>/]<profile>/secrets-init-webhook: the profile is the parent directory.
+        kind = ", ".join(s.strip() for s in wb.get("file", [])) or "?"
+        w(f"- webhook binary: `{wb['path']}` ({wb['bytes']} bytes, built {wb['mtime']}; "
+          f"cargo profile `{Path(wb['path']).parent.name}`; {kind})")
     w("- tools: " + "; ".join(f"{v}" for v in m["tools"].values()) + "\n")
 
     # ---- goals summary
@@ -73,7 +76,7 @@ def render(r: dict) -> str:
       "req/s and p50 are the mean of the rounds, p99 the worst round. Load generator and servers share the same CPUs.\n")
     w("- **nginx**: Debian nginx-light, `worker_processes auto`, TLS 1.3 only, ECDSA P-256 certificate, "
       f"`return 200` of the webhook's real answer for the `command` pod ({r['response_bytes']} bytes), access log off.")
-    w("- **webhook-command**: release build, dev-mode TLS (in-memory ECDSA P-256), default flags and log level (info, json to a file); "
+    w("- **webhook-command**: the webhook binary above, dev-mode TLS (in-memory ECDSA P-256), default flags and log level (info, json to a file); "
       "the typical pod (mutation-modes/benches/pods/typical.json) with `command` set: no image lookup.")
     w("- **webhook-image**: the same pod without `command`: its program comes from the image config of "
       "an image in the local docker-registry, served from the warm cache.")

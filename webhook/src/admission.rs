@@ -16,9 +16,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::Pod;
-use kube_core::DynamicObject;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube_core::{DynamicObject, Resource, TypeMeta};
 use mutation_modes::{ImageConfig, ImageConfigError, ImageConfigSource, Platform};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use crate::glue::{self, Outcome};
@@ -34,30 +36,38 @@ pub struct AdmissionOutcome {
     pub mode: Option<String>,
 }
 
-/// Facts about the request for the admission span, recorded as soon as they are known.
-fn record_request_fields(req: &AdmissionRequest<DynamicObject>) {
+/// Facts about the request for the admission span, recorded in one call: the JSON log
+/// layer re-renders a span's fields on every `record`, so one call instead of six matters
+/// on the hot path.
+fn record_request_fields<T: Resource>(req: &AdmissionRequest<T>) {
+    let pod = (req.kind.kind == "Pod")
+        .then(|| {
+            if req.name.is_empty() {
+                let generate = req.object.as_ref()?.meta().generate_name.as_deref()?;
+                Some(format!("{generate}*"))
+            } else {
+                Some(req.name.clone())
+            }
+        })
+        .flatten();
     let span = tracing::Span::current();
-    span.record("uid", req.uid.as_str());
-    span.record("kind", req.kind.kind.as_str());
-    span.record(
-        "operation",
-        format!("{:?}", req.operation).to_uppercase().as_str(),
+    tracing::record_all!(
+        span,
+        uid = req.uid.as_str(),
+        kind = req.kind.kind.as_str(),
+        operation = operation_name(&req.operation),
+        dry_run = req.dry_run,
+        namespace = req.namespace.as_deref(),
+        pod = pod.as_deref(),
     );
-    span.record("dry_run", req.dry_run);
-    if let Some(ns) = &req.namespace {
-        span.record("namespace", ns.as_str());
-    }
-    let name = if req.name.is_empty() {
-        req.object
-            .as_ref()
-            .and_then(|o| o.metadata.generate_name.clone())
-            .map(|g| format!("{g}*"))
-            .unwrap_or_default()
-    } else {
-        req.name.clone()
-    };
-    if !name.is_empty() && req.kind.kind == "Pod" {
-        span.record("pod", name.as_str());
+}
+
+fn operation_name(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
     }
 }
 
@@ -78,34 +88,115 @@ pub async fn mutate<S: ImageConfigSource + 'static>(
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let request = match parse_review(&body) {
+    let review = match parse_review(&body) {
         Ok(r) => r,
         Err(reason) => return bad_request(&reason),
     };
-    record_request_fields(&request);
-    let (response, outcome) = decide(&state, &request, deadline).await;
-    let mut http = review_answer(response).into_response();
+    let (response, outcome) = match &review {
+        Review::Pod(request) => {
+            record_request_fields(request);
+            decide(&state, request, deadline).await
+        }
+        Review::Other { request, pod_error } => {
+            record_request_fields(request);
+            decide_other(request, pod_error)
+        }
+    };
+    let mut http = review_answer(&response);
     http.extensions_mut().insert(outcome);
     http
 }
 
-/// The answer body. kube-core serializes `patch` (Go `[]byte`) as an array of byte values;
-/// the API documents it as base64 text, which is what every other webhook sends, what
-/// `jq -r .response.patch | base64 -d` expects, and a quarter of the size. So it is
-/// rewritten to base64 here.
-fn review_answer(response: AdmissionResponse) -> axum::Json<serde_json::Value> {
+/// The answer body, serialized once. It carries what kube-core's
+/// `AdmissionResponse::into_review` would, except `patch`: kube-core serializes it (Go
+/// `[]byte`) as an array of byte values, while the API documents base64 text, which is what
+/// every other webhook sends, what `jq -r .response.patch | base64 -d` expects, and a
+/// quarter of the size. A unit test holds the two encodings together.
+fn review_answer(response: &AdmissionResponse) -> Response {
     use base64::Engine as _;
-    let patch = response.patch.clone();
-    let mut value = serde_json::to_value(response.into_review()).unwrap_or_default();
-    if let (Some(bytes), Some(slot)) = (patch, value.pointer_mut("/response/patch")) {
-        *slot = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    let answer = Answer {
+        api_version: &response.types.api_version,
+        kind: &response.types.kind,
+        response: AnswerResponse {
+            uid: &response.uid,
+            allowed: response.allowed,
+            status: &response.result,
+            patch: response
+                .patch
+                .as_ref()
+                .map(|p| base64::engine::general_purpose::STANDARD.encode(p)),
+            patch_type: response.patch.as_ref().map(|_| "JSONPatch"),
+            audit_annotations: &response.audit_annotations,
+            warnings: response.warnings.as_deref(),
+        },
+    };
+    match serde_json::to_vec(&answer) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        // Serializing strings, bools and maps of strings cannot fail; answer rather than panic.
+        Err(e) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("internal error: the answer could not be serialized: {e}"),
+        ),
     }
-    axum::Json(value)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    response: AnswerResponse<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerResponse<'a> {
+    uid: &'a str,
+    allowed: bool,
+    status: &'a kube_core::Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+    audit_annotations: &'a std::collections::HashMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<&'a [String]>,
+}
+
+/// A request whose object is not a v1 Pod: other kinds are allowed unchanged; a Pod CREATE
+/// whose object does not decode is denied with the reason.
+fn decide_other(
+    request: &AdmissionRequest<DynamicObject>,
+    pod_error: &str,
+) -> (AdmissionResponse, AdmissionOutcome) {
+    let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
+    if is_pod && request.sub_resource.is_none() && matches!(request.operation, Operation::Create) {
+        let message = format!(
+            "secrets-init-webhook: the pod in the request could not be read as a v1 Pod: {pod_error}"
+        );
+        tracing::warn!(reason = %message, "admission denied");
+        return (
+            AdmissionResponse::from(request).deny(message),
+            AdmissionOutcome {
+                result: AdmissionResult::Error,
+                mode: None,
+            },
+        );
+    }
+    tracing::debug!(reason = "not a Pod", "allowed unchanged");
+    (
+        AdmissionResponse::from(request),
+        AdmissionOutcome {
+            result: AdmissionResult::Skipped,
+            mode: None,
+        },
+    )
 }
 
 async fn decide<S: ImageConfigSource>(
     state: &AppState<S>,
-    request: &AdmissionRequest<DynamicObject>,
+    request: &AdmissionRequest<Pod>,
     deadline: Instant,
 ) -> (AdmissionResponse, AdmissionOutcome) {
     let base = AdmissionResponse::from(request);
@@ -134,29 +225,18 @@ async fn decide<S: ImageConfigSource>(
     if !matches!(request.operation, Operation::Create) {
         return skipped("not a CREATE");
     }
-    let Some(object) = &request.object else {
+    let Some(pod) = &request.object else {
         return failed(
             AdmissionResult::Error,
             "secrets-init-webhook: the AdmissionReview for a Pod CREATE carries no `object`; nothing to decide on".into(),
         );
-    };
-    let pod: Pod = match serde_json::to_value(object).and_then(serde_json::from_value) {
-        Ok(p) => p,
-        Err(e) => {
-            return failed(
-                AdmissionResult::Error,
-                format!(
-                    "secrets-init-webhook: the pod in the request could not be read as a v1 Pod: {e}"
-                ),
-            );
-        }
     };
 
     let tracker = Tracked {
         inner: &state.images,
         in_flight: Mutex::new(Vec::new()),
     };
-    let work = glue::mutate(&pod, &state.mutation, &tracker);
+    let work = glue::mutate(pod, &state.mutation, &tracker);
     let outcome = match tokio::time::timeout_at(deadline, work).await {
         Ok(o) => o,
         Err(_) => {
@@ -284,29 +364,101 @@ fn caused_by<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'sta
     false
 }
 
+/// A parsed AdmissionReview request.
+#[derive(Debug)]
+pub enum Review {
+    /// The object (if any) decoded as a v1 Pod: the hot path, decoded once, straight into
+    /// the k8s-openapi type.
+    Pod(Box<AdmissionRequest<Pod>>),
+    /// Any other object (another kind), or a Pod that does not decode as a v1 Pod
+    /// (`pod_error` says why).
+    Other {
+        request: Box<AdmissionRequest<DynamicObject>>,
+        pod_error: String,
+    },
+}
+
+impl Review {
+    /// The request's uid.
+    pub fn uid(&self) -> &str {
+        match self {
+            Review::Pod(r) => &r.uid,
+            Review::Other { request, .. } => &request.uid,
+        }
+    }
+}
+
+/// The envelope, with `request` left as text: kube-core's `AdmissionReview` flattens its
+/// `TypeMeta`, which makes serde buffer the whole body before decoding it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    api_version: String,
+    kind: String,
+    #[serde(borrow, default)]
+    request: Option<&'a RawValue>,
+}
+
 /// Parses and checks an AdmissionReview; the error is the one-line reason for the 400.
-pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
-    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
+pub fn parse_review(body: &[u8]) -> Result<Review, String> {
+    // serde_json checks UTF-8 only where it builds strings; a body is text throughout.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        format!(
+            "request body is not valid UTF-8 (at byte {}); send the AdmissionReview as UTF-8 JSON",
+            e.valid_up_to()
+        )
+    })?;
+    let envelope: Envelope<'_> = serde_json::from_str(text)
         .map_err(|e| format!("request body is not an AdmissionReview: {e}"))?;
-    if review.types.kind != "AdmissionReview" {
+    if envelope.kind != "AdmissionReview" {
         return Err(format!(
             "request body has kind {:?}, expected \"AdmissionReview\"",
-            review.types.kind
+            envelope.kind
         ));
     }
-    if review.types.api_version != "admission.k8s.io/v1" {
+    if envelope.api_version != "admission.k8s.io/v1" {
         return Err(format!(
             "AdmissionReview apiVersion {:?} is not supported; this webhook speaks admission.k8s.io/v1 (set admissionReviewVersions: [v1])",
-            review.types.api_version
+            envelope.api_version
         ));
     }
-    let request: AdmissionRequest<DynamicObject> = review
-        .try_into()
-        .map_err(|_| "AdmissionReview has no `request`".to_owned())?;
-    if request.uid.is_empty() {
+    let raw = envelope
+        .request
+        .ok_or_else(|| "AdmissionReview has no `request`".to_owned())?;
+    let types = TypeMeta {
+        api_version: envelope.api_version,
+        kind: envelope.kind,
+    };
+    let review = match serde_json::from_str::<AdmissionRequest<Pod>>(raw.get()) {
+        Ok(mut request) => {
+            request.types = types;
+            Review::Pod(Box::new(request))
+        }
+        Err(pod_error) => {
+            match serde_json::from_str::<AdmissionRequest<DynamicObject>>(raw.get()) {
+                Ok(mut request) => {
+                    request.types = types;
+                    Review::Other {
+                        request: Box::new(request),
+                        pod_error: pod_error.to_string(),
+                    }
+                }
+                // Cold path: decode the whole body the plain way so that the error's line and
+                // column are positions in the body, not in its `request`.
+                Err(e) => {
+                    let whole = serde_json::from_str::<AdmissionReview<DynamicObject>>(text).err();
+                    return Err(format!(
+                        "request body is not an AdmissionReview: {}",
+                        whole.map_or_else(|| e.to_string(), |w| w.to_string())
+                    ));
+                }
+            }
+        }
+    };
+    if review.uid().is_empty() {
         return Err("AdmissionReview request has an empty `uid`".into());
     }
-    Ok(request)
+    Ok(review)
 }
 
 /// The API server always sends `application/json`; a body declared as anything else is
@@ -339,4 +491,94 @@ fn plain(status: StatusCode, text: &str) -> Response {
         format!("{text}\n"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> AdmissionRequest<DynamicObject> {
+        let review = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+            "uid":"u-1","kind":{"group":"","version":"v1","kind":"Pod"},
+            "resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE",
+            "userInfo":{},"object":null}}"#;
+        let review: AdmissionReview<DynamicObject> =
+            serde_json::from_slice(review).expect("review");
+        review.try_into().expect("request")
+    }
+
+    async fn answer_json(response: &AdmissionResponse) -> (Vec<u8>, serde_json::Value) {
+        let http = review_answer(response);
+        assert_eq!(
+            http.headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
+            Some(&b"application/json"[..])
+        );
+        let body = axum::body::to_bytes(http.into_body(), 1 << 20)
+            .await
+            .expect("body")
+            .to_vec();
+        let value = serde_json::from_slice(&body).expect("answer is JSON");
+        (body, value)
+    }
+
+    /// The answer is kube-core's own encoding of the response, byte for byte, except for
+    /// `patch`, which is base64 text instead of an array of numbers.
+    #[tokio::test]
+    async fn answer_is_kube_cores_review_with_a_base64_patch() {
+        let allow = AdmissionResponse::from(&request());
+        let mut warned = AdmissionResponse::from(&request());
+        warned.warnings = Some(vec!["nothing to mutate".into()]);
+        warned
+            .audit_annotations
+            .insert("secretsinit.io/why".into(), "test".into());
+        let deny = AdmissionResponse::from(&request()).deny("no, because");
+        for response in [allow, warned, deny] {
+            let (bytes, _) = answer_json(&response).await;
+            let kube = serde_json::to_vec(&response.clone().into_review()).expect("kube-core");
+            assert_eq!(
+                String::from_utf8(bytes).expect("utf8"),
+                String::from_utf8(kube).expect("utf8")
+            );
+        }
+
+        let patch: json_patch::Patch = serde_json::from_str(
+            r#"[{"op":"add","path":"/metadata/annotations","value":{"a":"b"}}]"#,
+        )
+        .expect("patch");
+        let patched = AdmissionResponse::from(&request())
+            .with_patch(patch)
+            .expect("with_patch");
+        let (_, ours) = answer_json(&patched).await;
+        let mut kube = serde_json::to_value(patched.clone().into_review()).expect("kube-core");
+        use base64::Engine as _;
+        kube["response"]["patch"] = serde_json::Value::String(
+            base64::engine::general_purpose::STANDARD
+                .encode(patched.patch.as_deref().expect("patch")),
+        );
+        assert_eq!(ours, kube);
+        assert_eq!(ours["response"]["patchType"], "JSONPatch");
+    }
+
+    #[test]
+    fn pod_reviews_decode_straight_to_a_pod_others_to_a_dynamic_object() {
+        let pod = include_bytes!("../../config/examples/pod-with-command.json");
+        match parse_review(pod).expect("parses") {
+            Review::Pod(r) => {
+                assert_eq!(r.types.kind, "AdmissionReview");
+                assert_eq!(r.types.api_version, "admission.k8s.io/v1");
+                assert!(r.object.is_some());
+            }
+            other => panic!("expected a Pod review, got {other:?}"),
+        }
+        let other = include_bytes!("../../config/examples/non-pod.json");
+        match parse_review(other).expect("parses") {
+            Review::Other { request, .. } => {
+                assert_eq!(request.types.kind, "AdmissionReview");
+                assert_ne!(request.kind.kind, "Pod");
+            }
+            pod => panic!("expected another kind, got {pod:?}"),
+        }
+    }
 }

@@ -4,6 +4,12 @@ use anyhow::Context as _;
 use secrets_init_webhook::Error;
 use secrets_init_webhook::config::{Cli, Config};
 
+// mimalloc rather than the C library's allocator: allocation was a quarter of the CPU per
+// admission with glibc, and the shipped static binary would otherwise use musl's, which is
+// slower still under threads (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -168,6 +168,14 @@ async fn malformed_bodies_get_400_with_one_line() {
     let v1beta1 = String::from_utf8(example("pod-skip.json"))
         .expect("utf8")
         .replace("admission.k8s.io/v1", "admission.k8s.io/v1beta1");
+    let mut review: Value = serde_json::from_slice(&example("pod-skip.json")).expect("json");
+    review["request"]
+        .as_object_mut()
+        .expect("request")
+        .remove("uid");
+    let no_uid = review.to_string();
+    review["request"]["uid"] = Value::from(5);
+    let uid_number = review.to_string();
     let cases: &[(&str, &str)] = &[
         ("not json at all", "not an AdmissionReview"),
         (
@@ -177,18 +185,69 @@ async fn malformed_bodies_get_400_with_one_line() {
         (no_request, "no `request`"),
         (&v1beta1, "admission.k8s.io/v1"),
         ("", "not an AdmissionReview"),
+        (&no_uid, "missing field `uid` at line 1 column"),
+        (&uid_number, "invalid type: integer `5`"),
     ];
-    for (body, fragment) in cases {
-        let (status, answer) = send(&app, post(body.to_string())).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let mut bodies: Vec<(Vec<u8>, String)> = cases
+        .iter()
+        .map(|(b, f)| (b.as_bytes().to_vec(), f.to_string()))
+        .collect();
+    // Invalid UTF-8 inside a field name the decoder would otherwise skip unread.
+    let mut bad_utf8 =
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","x"#.to_vec();
+    let first_bad_byte = bad_utf8.len();
+    bad_utf8.extend_from_slice(b"\xff\xfe\":1,");
+    bad_utf8.extend_from_slice(&example("pod-skip.json")[1..]);
+    bodies.push((
+        bad_utf8,
+        format!("not valid UTF-8 (at byte {first_bad_byte})"),
+    ));
+    let expected_errors = bodies.len();
+    for (body, fragment) in bodies {
+        let shown = String::from_utf8_lossy(&body).into_owned();
+        let (status, answer) = send(&app, post(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{shown}");
         let text = String::from_utf8(answer).expect("utf8");
         assert_eq!(text.trim_end().lines().count(), 1, "one line: {text:?}");
-        assert!(text.contains(fragment), "{text:?} lacks {fragment:?}");
+        assert!(text.contains(&fragment), "{text:?} lacks {fragment:?}");
     }
     let m = parse_metrics(&metrics.render());
     assert_eq!(
         m["secrets_init_webhook_admission_requests_total{result=\"error\"}"],
-        5.0
+        expected_errors as f64
+    );
+}
+
+#[tokio::test]
+async fn pod_create_that_is_not_a_v1_pod_is_denied_with_the_reason() {
+    let (app, metrics, _) = app(&Config::default(), TableImages::default());
+    let mut review: Value =
+        serde_json::from_slice(&example("pod-with-command.json")).expect("json");
+    review["request"]["object"]["spec"]["containers"] = Value::from("not a list");
+    let (status, answer) = send(&app, post(review.to_string())).await;
+    assert_eq!(status, StatusCode::OK);
+    let r = response(&answer);
+    assert_eq!(r["allowed"], false, "{r}");
+    assert_eq!(r["uid"], review["request"]["uid"], "{r}");
+    let msg = r["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("could not be read as a v1 Pod") && msg.contains("invalid type: string"),
+        "{msg}"
+    );
+    // The same object under another kind is not ours to judge: allowed unchanged.
+    review["request"]["kind"]["kind"] = Value::from("PodTemplate");
+    let (_, answer) = send(&app, post(review.to_string())).await;
+    let r = response(&answer);
+    assert_eq!(r["allowed"], true, "{r}");
+    assert!(r.get("patch").is_none(), "{r}");
+    let m = parse_metrics(&metrics.render());
+    assert_eq!(
+        m["secrets_init_webhook_admission_requests_total{result=\"error\"}"],
+        1.0
+    );
+    assert_eq!(
+        m["secrets_init_webhook_admission_requests_total{result=\"skipped\"}"],
+        1.0
     );
 }
 
