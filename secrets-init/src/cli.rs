@@ -41,6 +41,48 @@ pub enum Command {
     },
 }
 
+/// Kubernetes' default `terminationMessagePath`.
+pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// The value of the option `--<long>` when the command line as a whole does not parse:
+/// `--<long> value` or `--<long>=value` among the options (before `--` or the program),
+/// else the environment variable `env`. Used only to report that parse error in the
+/// format asked for.
+pub fn early_option(args: &[OsString], long: &str, env: &str) -> Option<String> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let takes_value = |flag: &str| {
+        command
+            .get_arguments()
+            .any(|a| a.get_long() == Some(flag) && a.get_action().takes_values())
+    };
+    let mut it = args.iter().map(|a| a.to_string_lossy());
+    while let Some(arg) = it.next() {
+        if arg == "--" {
+            break;
+        }
+        let Some(option) = arg.strip_prefix("--") else {
+            if arg.starts_with('-') {
+                continue; // -h, -V
+            }
+            break; // the program, or `install`
+        };
+        let (flag, inline) = match option.split_once('=') {
+            Some((flag, value)) => (flag, Some(value)),
+            None => (option, None),
+        };
+        if flag == long {
+            return match inline {
+                Some(value) => Some(value.to_owned()),
+                None => it.next().map(|v| v.into_owned()),
+            };
+        }
+        if inline.is_none() && takes_value(flag) {
+            it.next();
+        }
+    }
+    std::env::var(env).ok()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -91,7 +133,7 @@ pub struct Options {
         long,
         env = "SECRETS_INIT_TERMINATION_LOG",
         value_name = "PATH",
-        default_value = "/dev/termination-log"
+        default_value = DEFAULT_TERMINATION_LOG
     )]
     pub termination_log: PathBuf,
 
@@ -137,6 +179,38 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_option_reads_the_options_only() {
+        let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let env = "SECRETS_INIT_TEST_EARLY_OPTION_UNSET";
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&["--log-format", "json", "--bogus"], Some("json")),
+            (&["--log-format=json", "--bogus"], Some("json")),
+            (
+                &["--region", "eu-west-1", "--log-format", "json"],
+                Some("json"),
+            ),
+            (
+                &["--bogus", "--timeout", "3", "--log-format=json"],
+                Some("json"),
+            ),
+            // A value that looks like the flag is a value, not the flag.
+            (&["--region", "--log-format", "--bogus"], None),
+            // The program's own arguments are not ours.
+            (&["--bogus", "--", "prog", "--log-format", "json"], None),
+            (&["--bogus", "prog", "--log-format", "json"], None),
+            (&["-h", "--log-format", "json"], Some("json")),
+            (&["--log-format"], None),
+        ];
+        for (args, want) in cases {
+            assert_eq!(
+                early_option(&os(args), "log-format", env).as_deref(),
+                *want,
+                "{args:?}"
+            );
+        }
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("secrets-init").chain(args.iter().copied()))

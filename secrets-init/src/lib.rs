@@ -51,11 +51,12 @@ pub enum Error {
 pub fn main_entry() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            let code = err.exit_code();
+        // --help and --version
+        Err(err) if err.exit_code() == 0 => {
             let _ = err.print();
-            return ExitCode::from(if code == 0 { 0 } else { exit::USAGE });
+            return ExitCode::SUCCESS;
         }
+        Err(err) => return ExitCode::from(command_line_error(&err)),
     };
     let level = std::env::var("SECRETS_INIT_LOG_LEVEL").ok();
     report::init_logging(cli.options.log_format, level.as_deref());
@@ -73,6 +74,49 @@ pub fn main_entry() -> ExitCode {
         };
     }
     ExitCode::from(run(cli))
+}
+
+/// A command-line error found by the parser, before the options are known: reported in the
+/// log format asked for (flag or env, read as far as they can be), and written to the
+/// termination log like every other failure, so `kubectl describe pod` shows it.
+fn command_line_error(err: &clap::Error) -> u8 {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let format = cli::early_option(&args, "log-format", "SECRETS_INIT_LOG_FORMAT")
+        .and_then(|v| <cli::LogFormat as clap::ValueEnum>::from_str(&v, true).ok())
+        .unwrap_or(cli::LogFormat::Text);
+    let termination_log =
+        cli::early_option(&args, "termination-log", "SECRETS_INIT_TERMINATION_LOG")
+            .unwrap_or_else(|| cli::DEFAULT_TERMINATION_LOG.to_owned());
+    // clap's message without its tips and usage, on one line.
+    let rendered = err.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("tip:") && !l.starts_with("For more information")
+        })
+        .collect();
+    let message = message.join(" ");
+    let headline = format!(
+        "command-line error: {}; see secrets-init --help",
+        message.strip_prefix("error: ").unwrap_or(&message)
+    );
+    match format {
+        // People reading text get clap's own message, with its tips and usage.
+        cli::LogFormat::Text => {
+            let _ = err.print();
+        }
+        cli::LogFormat::Json => {
+            report::init_logging(format, None);
+            tracing::error!("{headline}");
+        }
+    }
+    report::write_termination_log(
+        std::path::Path::new(&termination_log),
+        &report::summary(&headline, &[]),
+    );
+    exit::USAGE
 }
 
 fn fail(cli: &Cli, code: u8, headline: &str, problems: &[Problem]) -> u8 {
