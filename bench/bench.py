@@ -837,12 +837,16 @@ def main() -> None:
     finally:
         stop_all()
     results["elapsed_s"] = time.monotonic() - t_start
-    (BENCH / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    # The raw figures go next to the report: bench/results.json only for BENCHMARKS.md, so a
+    # --quick run (written to /tmp) never replaces the recorded run's figures.
+    raw = BENCH / "results.json" if args.output.resolve() == (ROOT / "BENCHMARKS.md").resolve() \
+        else args.output.with_suffix(".json")
+    raw.write_text(json.dumps(results, indent=1) + "\n")
     sys.path.insert(0, str(BENCH))
     import report  # noqa: PLC0415 - sibling module
 
     args.output.write_text(report.render(results))
-    log(f"wrote {args.output} and bench/results.json in {results['elapsed_s']:.0f} s")
+    log(f"wrote {args.output} and {raw} in {results['elapsed_s']:.0f} s")
     shutil.rmtree(WORK, ignore_errors=True)
 
 

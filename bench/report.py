@@ -127,8 +127,8 @@ def render(r: dict) -> str:
 
     # ---- criterion
     w("## Mutation core (criterion)\n")
-    w("`cargo bench -p mutation-modes --bench mutate` (release profile of the workspace: "
-      "`opt-level = \"z\"`, LTO). `typical` = mutation-modes/benches/pods/typical.json, "
+    w("`cargo bench -p mutation-modes --bench mutate` (bench profile: the webhook's `opt-level = 3`, "
+      "LTO). `typical` = mutation-modes/benches/pods/typical.json, "
       "`containers-50` = 50 containers over 10 images, `typical-json` = decode the pod JSON + mutate + encode the patch. "
       "Image configs answered from memory.\n")
     w("Criterion measures wall-clock time, which on this shared machine includes the time other "
