@@ -170,7 +170,7 @@ pub struct Cli {
     /// Private key of the serving certificate (PEM); reloaded on change.
     #[arg(long, env = "SECRETS_INIT_WEBHOOK_TLS_KEY", value_name = "PEM", value_parser = parse_path)]
     pub tls_key: Option<PathBuf>,
-    /// CA bundle (PEM): `/mutate` requires a client certificate signed by it. Off when unset.
+    /// CA bundle (PEM): `/mutate` requires a client certificate signed by it; reloaded on change. Off when unset.
     #[arg(long, env = "SECRETS_INIT_WEBHOOK_CLIENT_CA", value_name = "PEM", value_parser = parse_path)]
     pub client_ca: Option<PathBuf>,
     /// File holding a bearer token: `/mutate` requires `Authorization: Bearer <token>`. Off when unset.

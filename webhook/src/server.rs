@@ -36,7 +36,7 @@ use crate::config::Config;
 use crate::layers::auth::ConnectionInfo;
 use crate::metrics::Metrics;
 use crate::router::{AppState, Readiness, metrics_router, router};
-use crate::tls::{self, CertReloader, CertResolver};
+use crate::tls::{self, CertReloader, CertResolver, ClientCaReloader};
 
 /// A bound, not yet serving, webhook.
 pub struct Server {
@@ -74,10 +74,13 @@ impl Server {
         images: S,
     ) -> Result<Self, Error> {
         tls::install_default_provider();
-        let (resolver, reload_task) = match (&config.tls_cert, &config.tls_key) {
+        // Every file-backed piece of TLS state, kept current by one watcher.
+        let mut watched: Vec<Arc<dyn tls::Watched>> = Vec::new();
+        let resolver = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
                 let (reloader, resolver) = CertReloader::start(cert, key, metrics.clone())?;
-                (resolver, Some(reloader.watch()?))
+                watched.push(reloader);
+                resolver
             }
             _ => {
                 let dev = tls::dev::self_signed()?;
@@ -88,10 +91,23 @@ impl Server {
                      not trust it."
                 );
                 metrics.tls_cert_expiry.set(dev.not_after as f64);
-                (Arc::new(CertResolver::new(dev.key)), None)
+                Arc::new(CertResolver::new(dev.key))
             }
         };
-        let server_config = tls::server_config(resolver, config.client_ca.as_deref())?;
+        let client_ca = match &config.client_ca {
+            Some(path) => {
+                let (reloader, verifier) = ClientCaReloader::start(path, metrics.clone())?;
+                watched.push(reloader);
+                Some(verifier)
+            }
+            None => None,
+        };
+        let server_config = tls::server_config(resolver, client_ca)?;
+        let reload_task = if watched.is_empty() {
+            None
+        } else {
+            Some(tls::watch(watched)?)
+        };
         let readiness = Readiness::new(true);
         let state = AppState::from_config(&config, metrics.clone(), readiness.clone(), images)?;
         if !state.auth.is_enabled() {

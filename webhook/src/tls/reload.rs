@@ -1,19 +1,23 @@
 //! Certificate hot reload.
 //!
 //! [`CertResolver`] hands rustls the current certificate; [`CertReloader`] replaces it.
-//! The reloader watches the DIRECTORIES holding the certificate and key (not the files), so
-//! it sees both ways certificates change:
+//! [`watch`] drives every file-backed piece of TLS state (the serving pair, and the
+//! `--client-ca` bundle through [`super::client_ca::ClientCaReloader`]), each a [`Watched`].
+//! It watches the DIRECTORIES holding the files (not the files), so it sees both ways
+//! certificates change:
 //!
 //! - Kubernetes Secret volumes: the kubelet writes a new timestamped directory, points a
 //!   `..data_tmp` symlink at it and renames that over `..data`; `tls.crt` and `tls.key` are
 //!   symlinks through `..data`, so the files themselves are never written.
 //! - plain rewrites (cert-manager csi, hand edits, `cp`): the files are modified in place.
 //!
-//! Events are debounced (a rotation is several events), then both files are re-read and
-//! checked as a pair. A pair that fails (unreadable, bad PEM, key not matching, expired)
-//! keeps the old certificate serving and counts `result="error"`; a good new pair is
-//! swapped in atomically and counts `result="ok"`. Unchanged contents are ignored. A slow
-//! periodic re-check covers events a filesystem does not deliver.
+//! Events are debounced (a rotation is several events), then every watched item re-reads
+//! its files. The serving certificate and key are checked as a pair: a pair that fails
+//! (unreadable, bad PEM, key not matching, expired) keeps the old certificate serving and
+//! counts `result="error"`; a good new pair is swapped in atomically and counts
+//! `result="ok"`. The client CA bundle is handled the same way (see
+//! [`super::client_ca`]). Unchanged contents are ignored. A slow periodic re-check covers
+//! events a filesystem does not deliver.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -87,7 +91,8 @@ pub struct CertReloader {
 pub enum Reload {
     /// Files unchanged since the last look.
     Unchanged,
-    /// A new pair is served; its serial.
+    /// New contents are in use; what they are (the serial of a new serving certificate,
+    /// the size of a new client CA bundle).
     Swapped(String),
 }
 
@@ -148,19 +153,11 @@ impl CertReloader {
     fn try_reload(&self) -> Result<Reload, Error> {
         let cert_pem = read(&self.cert_path)?;
         let key_pem = read(&self.key_path)?;
-        {
-            let mut last = self
-                .last_seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if last
-                .as_ref()
-                .is_some_and(|(c, k)| *c == cert_pem && *k == key_pem)
-            {
-                return Ok(Reload::Unchanged);
-            }
-            *last = Some((cert_pem.clone(), key_pem.clone()));
+        let pair = (cert_pem, key_pem);
+        if !remember(&self.last_seen, &pair) {
+            return Ok(Reload::Unchanged);
         }
+        let (cert_pem, key_pem) = pair;
         let LoadedCert {
             key,
             not_after,
@@ -176,67 +173,114 @@ impl CertReloader {
         Ok(Reload::Swapped(serial))
     }
 
-    /// Directories to watch: the parents of the certificate and the key, once each.
-    fn watch_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs = Vec::new();
-        for p in [&self.cert_path, &self.key_path] {
-            let dir = match p.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-                _ => PathBuf::from("."),
-            };
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
-            }
-        }
-        dirs
-    }
-
-    /// Starts watching; the returned task runs until aborted (dropping it does not stop it).
+    /// Starts watching this pair alone; see [`watch`].
     pub fn watch(self: Arc<Self>) -> Result<JoinHandle<()>, Error> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                match event {
-                    // Reading the files ourselves must not trigger another reload.
-                    Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => {}
-                    Ok(_) => {
-                        let _ = tx.send(());
-                    }
-                    Err(e) => tracing::warn!(error = %e, "certificate watcher error"),
-                }
-            })
-            .map_err(|source| Error::Watch {
-                path: self.cert_path.clone(),
-                source,
-            })?;
-        for dir in self.watch_dirs() {
-            watcher
-                .watch(&dir, RecursiveMode::NonRecursive)
-                .map_err(|source| Error::Watch {
-                    path: dir.clone(),
-                    source,
-                })?;
-        }
-        let task = tokio::spawn(async move {
-            let _watcher = watcher; // lives as long as the task
-            loop {
-                match tokio::time::timeout(RECHECK, rx.recv()).await {
-                    Ok(None) => return,
-                    Ok(Some(())) => {
-                        // Debounce: wait until the directory has been quiet for a moment.
-                        while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
-                    }
-                    Err(_) => {} // periodic re-check
-                }
-                let this = self.clone();
-                let _ = tokio::task::spawn_blocking(move || this.reload()).await;
-            }
-        });
-        Ok(task)
+        watch(vec![self])
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, Error> {
+impl Watched for CertReloader {
+    fn files(&self) -> Vec<PathBuf> {
+        vec![self.cert_path.clone(), self.key_path.clone()]
+    }
+
+    fn reload(&self) -> Result<Reload, Error> {
+        CertReloader::reload(self)
+    }
+}
+
+/// Something read from files that [`watch`] keeps current.
+pub trait Watched: std::fmt::Debug + Send + Sync + 'static {
+    /// The files it is read from; their directories are watched.
+    fn files(&self) -> Vec<PathBuf>;
+
+    /// Re-reads the files: a good change is swapped in, a bad one keeps what is in use; the
+    /// outcome is counted in `secrets_init_webhook_tls_reloads_total` and logged (nothing
+    /// for unchanged contents).
+    fn reload(&self) -> Result<Reload, Error>;
+}
+
+/// Directories to watch: the parents of every item's files, once each.
+fn watch_dirs(items: &[Arc<dyn Watched>]) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for p in items.iter().flat_map(|item| item.files()) {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}
+
+/// Starts one watcher for all `items`: any change in one of their directories (after
+/// [`DEBOUNCE`]), and every [`RECHECK`], re-reads them all (each ignores unchanged
+/// contents). The returned task runs until aborted (dropping it does not stop it).
+pub fn watch(items: Vec<Arc<dyn Watched>>) -> Result<JoinHandle<()>, Error> {
+    let dirs = watch_dirs(&items);
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        match event {
+            // Reading the files ourselves must not trigger another reload.
+            Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => {}
+            Ok(_) => {
+                let _ = tx.send(());
+            }
+            Err(e) => tracing::warn!(error = %e, "certificate watcher error"),
+        }
+    })
+    .map_err(|source| Error::Watch {
+        path: dirs.first().cloned().unwrap_or_default(),
+        source,
+    })?;
+    for dir in &dirs {
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|source| Error::Watch {
+                path: dir.clone(),
+                source,
+            })?;
+    }
+    let items: Arc<[Arc<dyn Watched>]> = items.into();
+    let task = tokio::spawn(async move {
+        let _watcher = watcher; // lives as long as the task
+        loop {
+            match tokio::time::timeout(RECHECK, rx.recv()).await {
+                Ok(None) => return,
+                Ok(Some(())) => {
+                    // Debounce: wait until the directories have been quiet for a moment.
+                    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+                }
+                Err(_) => {} // periodic re-check
+            }
+            let items = items.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for item in items.iter() {
+                    // Each item logs and counts its own outcome.
+                    let _ = item.reload();
+                }
+            })
+            .await;
+        }
+    });
+    Ok(task)
+}
+
+/// Records `now` as the contents last looked at; false when they are the same as before.
+pub(super) fn remember<T: PartialEq + Clone>(last_seen: &Mutex<Option<T>>, now: &T) -> bool {
+    let mut last = last_seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if last.as_ref() == Some(now) {
+        return false;
+    }
+    *last = Some(now.clone());
+    true
+}
+
+pub(super) fn read(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_owned(),
         source,

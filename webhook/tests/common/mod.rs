@@ -328,35 +328,37 @@ where
     }
 }
 
-/// A directory laid out like a Kubernetes Secret volume:
-/// `tls.crt -> ..data/tls.crt`, `..data -> ..<generation>`.
-pub struct SecretVolume {
+/// A directory laid out like a Kubernetes Secret or ConfigMap volume: every key is a
+/// symlink `<key> -> ..data/<key>`, and `..data -> ..<generation>`.
+pub struct DataVolume {
     dir: PathBuf,
     generation: usize,
 }
 
-impl SecretVolume {
-    pub fn new(dir: &Path, pair: &Pair) -> Self {
+impl DataVolume {
+    pub fn new(dir: &Path, files: &[(&str, &str)]) -> Self {
         let mut v = Self {
             dir: dir.to_owned(),
             generation: 0,
         };
-        v.swap(pair);
-        std::os::unix::fs::symlink("..data/tls.crt", dir.join("tls.crt")).expect("link crt");
-        std::os::unix::fs::symlink("..data/tls.key", dir.join("tls.key")).expect("link key");
+        v.swap(files);
+        for (name, _) in files {
+            std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name)).expect("link");
+        }
         v
     }
 
     /// What the kubelet does on an update: new timestamped dir, `..data_tmp` symlink,
     /// rename over `..data`, remove the old dir.
-    pub fn swap(&mut self, pair: &Pair) {
+    pub fn swap(&mut self, files: &[(&str, &str)]) {
         let old = format!("..gen_{}", self.generation);
         self.generation += 1;
         let new = format!("..gen_{}", self.generation);
         let new_dir = self.dir.join(&new);
         std::fs::create_dir(&new_dir).expect("gen dir");
-        std::fs::write(new_dir.join("tls.crt"), &pair.cert_pem).expect("crt");
-        std::fs::write(new_dir.join("tls.key"), &pair.key_pem).expect("key");
+        for (name, contents) in files {
+            std::fs::write(new_dir.join(name), contents).expect("write key");
+        }
         let tmp = self.dir.join("..data_tmp");
         std::os::unix::fs::symlink(&new, &tmp).expect("tmp link");
         std::fs::rename(&tmp, self.dir.join("..data")).expect("rename over ..data");
@@ -366,10 +368,33 @@ impl SecretVolume {
         }
     }
 
+    /// The path of a key as a pod sees it.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// A Secret volume of type `kubernetes.io/tls`: `tls.crt` and `tls.key`.
+pub struct SecretVolume(DataVolume);
+
+impl SecretVolume {
+    pub fn new(dir: &Path, pair: &Pair) -> Self {
+        Self(DataVolume::new(dir, &Self::files(pair)))
+    }
+
+    /// Rotates the pair the way the kubelet does.
+    pub fn swap(&mut self, pair: &Pair) {
+        self.0.swap(&Self::files(pair));
+    }
+
+    fn files(pair: &Pair) -> [(&'static str, &str); 2] {
+        [("tls.crt", &pair.cert_pem), ("tls.key", &pair.key_pem)]
+    }
+
     pub fn config(&self) -> Config {
         Config {
-            tls_cert: Some(self.dir.join("tls.crt")),
-            tls_key: Some(self.dir.join("tls.key")),
+            tls_cert: Some(self.0.path("tls.crt")),
+            tls_key: Some(self.0.path("tls.key")),
             ..test_config()
         }
     }
