@@ -172,11 +172,6 @@ impl CertReloader {
         self.metrics.tls_cert_expiry.set(not_after as f64);
         Ok(Reload::Swapped(serial))
     }
-
-    /// Starts watching this pair alone; see [`watch`].
-    pub fn watch(self: Arc<Self>) -> Result<JoinHandle<()>, Error> {
-        watch(vec![self])
-    }
 }
 
 impl Watched for CertReloader {
