@@ -40,8 +40,7 @@ impl Telemetry {
 pub fn init(format: LogFormat) -> Result<Telemetry, Error> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = match format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
+        LogFormat::Json => json_subscriber::fmt::layer()
             .with_current_span(true)
             .with_span_list(false)
             .with_writer(std::io::stderr)
