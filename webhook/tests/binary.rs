@@ -521,21 +521,6 @@ fn review_for_image(image: &str) -> Vec<u8> {
     serde_json::to_vec(&v).expect("json")
 }
 
-async fn scrape(addr: SocketAddr) -> std::collections::HashMap<String, f64> {
-    let text = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
-    common::parse_metrics(&text)
-}
-
 #[tokio::test]
 async fn image_config_comes_from_a_real_registry_and_is_cached() {
     let registry = images_support::TestRegistry::start().await;
@@ -578,7 +563,7 @@ async fn image_config_comes_from_a_real_registry_and_is_cached() {
             "program from the image config: {patch}"
         );
     }
-    let m = scrape(running.metrics_addr).await;
+    let m = common::scrape(running.metrics_addr).await;
     assert_eq!(
         m["secrets_init_webhook_image_config_requests_total{result=\"miss\"}"],
         1.0

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Ca, DataVolume, Pair, SecretVolume, TableImages, client_config, eventually, example,
-    parse_metrics, start,
+    Ca, DataVolume, Pair, SecretVolume, TableImages, client_config, eventually, example, scrape,
+    start,
 };
 use secrets_init_webhook::config::Config;
 use secrets_init_webhook::metrics::Metrics;
@@ -80,21 +80,6 @@ async fn mutate(url: &str, tls: rustls::ClientConfig) -> Outcome {
         Ok(r) => Outcome::Status(r.status().as_u16()),
         Err(e) => Outcome::Refused(format!("{e:?}")),
     }
-}
-
-async fn scrape(addr: std::net::SocketAddr) -> std::collections::HashMap<String, f64> {
-    let text = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
-    parse_metrics(&text)
 }
 
 /// Polls until the B client is accepted and the A client refused.

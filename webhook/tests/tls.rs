@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{
     Ca, SecretVolume, TableImages, client_config, eventually, example, parse_metrics, pem_serial,
-    probe, start, test_config,
+    probe, scrape, start, test_config,
 };
 use secrets_init_webhook::config::Config;
 
@@ -20,21 +20,6 @@ fn tls13(ca: &Ca) -> Arc<rustls::ClientConfig> {
         &[&rustls::version::TLS13],
         None,
     ))
-}
-
-async fn scrape(addr: std::net::SocketAddr) -> std::collections::HashMap<String, f64> {
-    let text = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
-    parse_metrics(&text)
 }
 
 #[tokio::test]

@@ -291,6 +291,22 @@ pub async fn start<S: ImageConfigSource + 'static>(config: Config, images: S) ->
     }
 }
 
+/// `GET /metrics` on the plain-HTTP metrics port, parsed.
+pub async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
+    let text = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    parse_metrics(&text)
+}
+
 /// Parses Prometheus text: `name{labels}` (as written) → value. Panics on a malformed line.
 pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
     let mut out = HashMap::new();
