@@ -206,6 +206,10 @@ pub struct Cli {
     /// Admission requests handled at once; more are answered 503 at once [default: 256].
     #[arg(long, env = "SECRETS_INIT_WEBHOOK_MAX_CONCURRENT_REQUESTS", value_name = "N", value_parser = parse_positive_usize)]
     pub max_concurrent_requests: Option<usize>,
+    /// TLS connections open at once; at the limit no new connection is accepted until one
+    /// closes (they wait in the kernel's listen backlog) [default: 1024].
+    #[arg(long, env = "SECRETS_INIT_WEBHOOK_MAX_CONNECTIONS", value_name = "N", value_parser = parse_positive_usize)]
+    pub max_connections: Option<usize>,
     /// After SIGTERM: time /readyz reports 503 while still serving, so endpoints drop this pod [default: 2s].
     #[arg(long, env = "SECRETS_INIT_WEBHOOK_SHUTDOWN_DELAY", value_name = "DURATION", value_parser = parse_duration)]
     pub shutdown_delay: Option<Duration>,
@@ -251,6 +255,7 @@ pub struct Config {
     pub read_timeout: Duration,
     pub log_format: LogFormat,
     pub max_concurrent_requests: usize,
+    pub max_connections: usize,
     #[serde(serialize_with = "ser_duration")]
     pub shutdown_delay: Duration,
     #[serde(serialize_with = "ser_duration")]
@@ -284,6 +289,7 @@ impl Default for Config {
             read_timeout: Duration::from_secs(10),
             log_format: LogFormat::Json,
             max_concurrent_requests: 256,
+            max_connections: 1024,
             shutdown_delay: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(20),
             docker_config: None,
@@ -313,6 +319,7 @@ pub const FILE_KEYS: &[(&str, bool)] = &[
     ("read-timeout", false),
     ("log-format", false),
     ("max-concurrent-requests", false),
+    ("max-connections", false),
     ("shutdown-delay", false),
     ("shutdown-timeout", false),
     ("docker-config", false),
@@ -513,6 +520,11 @@ impl Config {
                 cli.max_concurrent_requests,
                 file.get("max-concurrent-requests", parse_positive_usize)?,
                 d.max_concurrent_requests,
+            ),
+            max_connections: pick(
+                cli.max_connections,
+                file.get("max-connections", parse_positive_usize)?,
+                d.max_connections,
             ),
             shutdown_delay: pick(
                 cli.shutdown_delay,

@@ -3,7 +3,8 @@
 //! - TLS port: a tokio accept loop, rustls handshake (bounded by `--read-timeout`), then
 //!   hyper-util's auto (HTTP/1.1 + HTTP/2) connection with `header_read_timeout`
 //!   = `--read-timeout` (and the first request bytes due within it too), each connection
-//!   watched for graceful shutdown.
+//!   watched for graceful shutdown. At most `--max-connections` are open at once; at the
+//!   limit the loop stops accepting until one closes.
 //! - metrics port: plain HTTP, `/metrics`.
 //!
 //! Shutdown (SIGTERM/SIGINT, or the future given to [`Server::serve`]): `/readyz` turns 503
@@ -26,7 +27,7 @@ use hyper_util::service::TowerToHyperService;
 use mutation_modes::ImageConfigSource;
 use tokio::io::AsyncBufReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -168,8 +169,11 @@ impl Server {
             tls_listener,
             acceptor,
             app,
-            config.read_timeout,
-            config.shutdown_timeout,
+            Limits {
+                read_timeout: config.read_timeout,
+                shutdown_timeout: config.shutdown_timeout,
+                max_connections: config.max_connections,
+            },
             stop_rx.clone(),
         ));
         let (metrics_stop_tx, mut metrics_stop_rx) = watch::channel(false);
@@ -212,16 +216,47 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
         .map_err(|source| Error::Bind { addr, source })
 }
 
+/// Connection-level limits of the TLS port.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    read_timeout: Duration,
+    shutdown_timeout: Duration,
+    max_connections: usize,
+}
+
 async fn serve_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
-    read_timeout: Duration,
-    shutdown_timeout: Duration,
+    limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Limits {
+        read_timeout,
+        shutdown_timeout,
+        max_connections,
+    } = limits;
     let graceful = GracefulShutdown::new();
+    // One slot per open connection (handshaking or served). At the limit the loop stops
+    // accepting: new connections wait in the kernel's backlog instead of costing memory here.
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                tracing::warn!(
+                    max_connections,
+                    "--max-connections connections are open: not accepting until one closes"
+                );
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+                }
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
@@ -229,6 +264,7 @@ async fn serve_tls(
                     let acceptor = acceptor.clone();
                     let app = app.clone();
                     tokio::spawn(async move {
+                        let _slot = slot;
                         if let Some(conn) = handshake(acceptor, tcp, peer, read_timeout).await {
                             serve_connection(conn, app, read_timeout, watcher).await;
                         }

@@ -246,6 +246,66 @@ async fn idle_and_half_open_connections_are_dropped_while_others_are_served() {
     server.stop().await;
 }
 
+/// At `--max-connections` open connections the server stops accepting: a further client's
+/// handshake waits (in the kernel's backlog) until one of the open connections closes, and
+/// is then served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    let ca = Ca::new("limit");
+    let dir = tempfile::tempdir().expect("tmp");
+    let volume = SecretVolume::new(dir.path(), &ca.server_pair(1));
+    let config = Config {
+        max_connections: 3,
+        ..volume.config()
+    };
+    let server = start(config, TableImages::default()).await;
+    let client = tls_client(&ca);
+    let connect = || async {
+        let tcp = TcpStream::connect(server.addr).await.expect("connect");
+        tokio_rustls::TlsConnector::from(client.clone())
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+    };
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(connect().await.expect("handshake below the limit"));
+    }
+    // The fourth: the TCP connect succeeds (backlog) but nobody accepts it, so no handshake.
+    let mut fourth = tokio::spawn({
+        let client = client.clone();
+        let addr = server.addr;
+        async move {
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            tokio_rustls::TlsConnector::from(client)
+                .connect(ServerName::try_from("localhost").expect("name"), tcp)
+                .await
+        }
+    });
+    let waited = tokio::time::timeout(Duration::from_millis(700), &mut fourth).await;
+    assert!(
+        waited.is_err(),
+        "a fourth connection was accepted while 3 (--max-connections) were open"
+    );
+    // One closes: the fourth is accepted and served.
+    drop(open.pop());
+    let tls = tokio::time::timeout(Duration::from_secs(10), fourth)
+        .await
+        .expect("accepted once a connection closed")
+        .expect("task")
+        .expect("handshake");
+    drop(tls);
+    let (result, _) = post_review(
+        server.addr,
+        client.clone(),
+        &example("pod-with-command.json"),
+    )
+    .await;
+    result.expect("served below the limit again");
+    // Idle connections hold shutdown until they close or --read-timeout passes.
+    drop(open);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_rotations_then_shutdown_under_load_lose_no_accepted_request() {
     let ca = Ca::new("rotation");
