@@ -41,6 +41,29 @@ impl Outcome {
     }
 }
 
+/// The serving CA, the client CA in use first (A) and the one rotated in (B), and an API
+/// server client certificate from each.
+struct Cas {
+    serving: Ca,
+    a: Ca,
+    b: Ca,
+    client_a: Pair,
+    client_b: Pair,
+}
+
+impl Cas {
+    fn new() -> Self {
+        let (a, b) = (Ca::new("client-ca-a"), Ca::new("client-ca-b"));
+        Self {
+            serving: Ca::new("serving"),
+            client_a: a.client_pair("kube-apiserver"),
+            client_b: b.client_pair("kube-apiserver"),
+            a,
+            b,
+        }
+    }
+}
+
 /// The API server's side: one client per CA, each request on a new TLS connection.
 struct Callers {
     url: String,
@@ -92,12 +115,13 @@ async fn wait_for_ca_b(callers: &Callers, what: &str) {
 
 #[tokio::test]
 async fn plain_rewrite_of_the_client_ca_is_picked_up_and_garbage_keeps_it() {
-    let serving = Ca::new("serving");
-    let (ca_a, ca_b) = (Ca::new("client-ca-a"), Ca::new("client-ca-b"));
-    let (client_a, client_b) = (
-        ca_a.client_pair("kube-apiserver"),
-        ca_b.client_pair("kube-apiserver"),
-    );
+    let Cas {
+        serving,
+        a: ca_a,
+        b: ca_b,
+        client_a,
+        client_b,
+    } = Cas::new();
     // The serving pair and the CA in different directories: both are watched.
     let serving_dir = tempfile::tempdir().expect("tmp");
     let ca_dir = tempfile::tempdir().expect("tmp");
@@ -146,12 +170,13 @@ async fn plain_rewrite_of_the_client_ca_is_picked_up_and_garbage_keeps_it() {
 
 #[tokio::test]
 async fn secret_volume_swap_of_the_client_ca_is_picked_up_and_garbage_keeps_it() {
-    let serving = Ca::new("serving");
-    let (ca_a, ca_b) = (Ca::new("client-ca-a"), Ca::new("client-ca-b"));
-    let (client_a, client_b) = (
-        ca_a.client_pair("kube-apiserver"),
-        ca_b.client_pair("kube-apiserver"),
-    );
+    let Cas {
+        serving,
+        a: ca_a,
+        b: ca_b,
+        client_a,
+        client_b,
+    } = Cas::new();
     // One volume holding ca.crt, tls.crt and tls.key (a cert-manager Secret): only the CA
     // changes, so only the CA counts as reloaded.
     let pair = serving.server_pair(1);
@@ -209,12 +234,13 @@ fn borrow<'a>(files: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
 /// a CA that has been rotated out: resumption skips certificate verification.
 #[tokio::test]
 async fn a_resumed_session_does_not_outlive_a_rotated_ca() {
-    let serving = Ca::new("serving");
-    let (ca_a, ca_b) = (Ca::new("client-ca-a"), Ca::new("client-ca-b"));
-    let (client_a, client_b) = (
-        ca_a.client_pair("kube-apiserver"),
-        ca_b.client_pair("kube-apiserver"),
-    );
+    let Cas {
+        serving,
+        a: ca_a,
+        b: ca_b,
+        client_a,
+        client_b,
+    } = Cas::new();
     let dir = tempfile::tempdir().expect("tmp");
     let vol = SecretVolume::new(dir.path(), &serving.server_pair(1));
     let ca_file = dir.path().join("client-ca.pem");
