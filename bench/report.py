@@ -125,6 +125,28 @@ def render(r: dict) -> str:
     w(f"| the same again, cached | {s['cached_ms']:.1f} ms |")
     w("")
 
+    # ---- bounded work
+    b = r.get("bounded")
+    if b:
+        w("## Bounded work per admission\n")
+        w("Pods a hostile user could send (anyone allowed to create a pod), each with one element made "
+          "big, posted one at a time to the same webhook on a fresh connection (development-mode TLS); "
+          "time from sending to the last byte of the answer, best of three. Issue 12 measured, before "
+          "the fix, 0.28 s / 0.81 s / 3.6 s for 10,000 / 20,000 / 40,000 unknown names (answers of "
+          "109 / 229 / 469 KB) and no answer within 12 s for ~145,000 (1 MiB).\n")
+        w("| request | size | time to answer | per KiB | answer | outcome |")
+        w("|---|---:|---:|---:|---:|---|")
+        for row in b["rows"]:
+            kib = row["request_bytes"] / 1024
+            w(f"| {row['case']} | {kib:,.0f} KiB | {row['seconds'] * 1000:.1f} ms | "
+              f"{row['seconds'] * 1e6 / kib:.1f} µs | {row['answer_bytes']:,} B | {row['outcome']} |")
+        u = b["under_load"]
+        w("")
+        w(f"Small admissions (the typical `command` pod, one kept-alive connection, 200 in a row) while "
+          f"three clients post {u['large_bytes'] / MIB:.1f} MiB pods in a loop ({u['large_answered']} answered "
+          f"meanwhile): p50 {u['quiet_p50_ms']:.2f} ms alone, {u['loaded_p50_ms']:.2f} ms during "
+          f"(p99 {u['loaded_p99_ms']:.2f} ms).\n")
+
     # ---- criterion
     w("## Mutation core (criterion)\n")
     w("`cargo bench -p mutation-modes --bench mutate` (bench profile: the webhook's `opt-level = 3`, "

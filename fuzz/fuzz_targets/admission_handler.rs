@@ -32,7 +32,10 @@ fn world() -> &'static World {
             .expect("runtime");
         let state = AppState::new(Inner {
             images: fuzz_support::TableImages,
-            mutation: fuzz_support::config(mutation_modes::ModeKind::InitContainer),
+            mutation: std::sync::Arc::new(fuzz_support::config(
+                mutation_modes::ModeKind::InitContainer,
+            )),
+            cpu: secrets_init_webhook::offload::CpuPool::new(1),
             metrics: Metrics::new().expect("metrics"),
             readiness: Readiness::new(true),
             auth: Auth {

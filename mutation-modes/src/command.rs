@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::core::v1::Container;
 
+use crate::bounded::{VALUE_BYTES, clip};
 use crate::error::MutationError;
 use crate::image::ImageConfig;
 use crate::select::Selected;
@@ -59,7 +60,10 @@ pub fn original_argv(
         // in the caller, reported rather than panicking.
         return Err(MutationError::ProgramUnknown {
             container: who.to_string(),
-            reason: format!("the config of image {image} was not read"),
+            reason: format!(
+                "the config of image {} was not read",
+                clip(image, VALUE_BYTES)
+            ),
         });
     };
     let entrypoint = non_empty(config.entrypoint.as_ref()).filter(|e| *e != [String::new()]);
@@ -81,7 +85,8 @@ pub fn original_argv(
         return Err(MutationError::ProgramUnknown {
             container: who.to_string(),
             reason: format!(
-                "the pod sets neither command nor args, and image {image} has neither Entrypoint nor Cmd"
+                "the pod sets neither command nor args, and image {} has neither Entrypoint nor Cmd",
+                clip(image, VALUE_BYTES)
             ),
         });
     }

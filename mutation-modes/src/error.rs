@@ -8,10 +8,11 @@ use crate::image::ImageConfigError;
 pub enum MutationError {
     /// An annotation has a value outside its set of valid values.
     #[error(
-        "secrets-init: annotation {annotation} has the invalid value {value:?}; valid values: {valid}"
+        "secrets-init: annotation {annotation} has the invalid value {value}; valid values: {valid}"
     )]
     InvalidAnnotation {
         annotation: String,
+        /// Quoted and bounded ([`crate::bounded::quoted`]).
         value: String,
         /// Human-readable list, e.g. `"true", "false"`.
         valid: String,
@@ -28,6 +29,7 @@ pub enum MutationError {
         "secrets-init: annotation secretsinit.io/containers names {unknown} which the pod does not have; the pod's containers are [{containers}] and its init containers are [{init_containers}]"
     )]
     UnknownContainer {
+        /// Lists bounded by [`crate::bounded::quoted_list`].
         unknown: String,
         containers: String,
         init_containers: String,
@@ -70,9 +72,10 @@ pub enum MutationError {
     DigestOnly { container: String, image: String },
 
     /// An image reference that does not parse.
-    #[error("secrets-init: {what} {image:?} is not a valid image reference: {reason}")]
+    #[error("secrets-init: {what} {image} is not a valid image reference: {reason}")]
     InvalidImage {
         what: String,
+        /// Quoted and bounded ([`crate::bounded::quoted`]).
         image: String,
         reason: String,
     },

@@ -6,6 +6,26 @@
 use std::fmt;
 use std::future::Future;
 
+use oci_spec::distribution::Reference;
+
+/// Longest image reference parsed. A valid one is at most ~800 bytes: a host name (253) and
+/// port, a repository (255, the distribution spec's limit), a tag (128) and a sha512 digest
+/// (135). Longer text is refused before the reference grammar's regex reads it (a 1 MiB
+/// reference took ~0.1 s there).
+pub const MAX_REFERENCE_BYTES: usize = 1024;
+
+/// Parses an image reference with the OCI distribution grammar; the error is the reason,
+/// for a denial message.
+pub fn parse_reference(s: &str) -> Result<Reference, String> {
+    if s.len() > MAX_REFERENCE_BYTES {
+        return Err(format!(
+            "it is {} bytes long, and an image reference is at most {MAX_REFERENCE_BYTES}",
+            s.len()
+        ));
+    }
+    s.parse::<Reference>().map_err(|e| e.to_string())
+}
+
 /// An OCI platform, as the pod's `kubernetes.io/arch` (and `kubernetes.io/os`) node selector says.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Platform {

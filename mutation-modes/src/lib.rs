@@ -5,15 +5,26 @@
 //! - [`select`]: which containers are mutated;
 //! - [`command`]: the original program (as Kubernetes works it out) and `$` escaping;
 //! - [`modes`]: the [`MutationMode`] strategies `init-container`, `shared-volume`, `image-swap`;
-//! - [`mutate_pod`]: all of it together.
+//! - [`mutate_pod`]: all of it together, in four steps: the annotations say whether to go
+//!   on, [`plan`] says what to do with which container, [`look_up`] reads the image configs
+//!   the plan needs (the only I/O), [`build_patch`] writes the JSON patch. The webhook runs
+//!   the two CPU steps where they cannot hold up other requests, the I/O step on its runtime.
 //!
+//! Every step is linear in the size of the pod, and every message echoing the pod is bounded
+//! ([`bounded`]): the pod is not validated yet when the webhook sees it, and anyone who may
+//! create a pod may send one of megabytes.
 //! Behaviour choices are documented in the crate's README.md.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::ControlFlow;
 
-use futures::future::try_join_all;
+use futures::{StreamExt as _, TryStreamExt as _};
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Probe};
+use serde_json::Value;
 
+pub mod bounded;
 pub mod command;
 pub mod error;
 pub mod image;
@@ -23,7 +34,10 @@ pub mod select;
 
 pub use command::{Flags, SECRETS_INIT_BIN};
 pub use error::MutationError;
-pub use image::{ImageConfig, ImageConfigError, ImageConfigSource, Platform};
+pub use image::{
+    ImageConfig, ImageConfigError, ImageConfigSource, MAX_REFERENCE_BYTES, Platform,
+    parse_reference,
+};
 pub use modes::image_swap::{DEFAULT_TEMPLATE, validate_template};
 pub use modes::{BIN_MOUNT_PATH, ImageSwap, InitContainer, ModeKind, MutationMode, SharedVolume};
 pub use options::*;
@@ -36,6 +50,10 @@ pub const INIT_CONTAINER_NAME: &str = "secrets-init";
 /// Node selector keys that choose the image platform.
 pub const NODE_SELECTOR_ARCH: &str = "kubernetes.io/arch";
 pub const NODE_SELECTOR_OS: &str = "kubernetes.io/os";
+/// Image configs read at once for one pod. Pods name a handful of distinct images; a pod
+/// naming thousands must not open thousands of registry connections at once (the request
+/// deadline bounds the rest).
+pub const LOOKUPS_AT_ONCE: usize = 16;
 
 /// The cluster-wide defaults (from the webhook's configuration).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -139,7 +157,7 @@ fn check_mount_paths(who: &Selected, c: &Container) -> Result<(), MutationError>
         if p == "/secrets-init" || p == BIN_MOUNT_PATH || p.starts_with("/secrets-init/bin/") {
             return Err(MutationError::MountPathTaken {
                 container: who.to_string(),
-                path: m.mount_path.clone(),
+                path: bounded::clip(&m.mount_path, bounded::VALUE_BYTES),
             });
         }
     }
@@ -157,7 +175,8 @@ fn wrap_probe(probe: Option<&mut Probe>, flags: &Flags) {
 }
 
 /// One selected container and the image whose config decides its program.
-struct Plan {
+#[derive(Debug)]
+struct ContainerPlan {
     who: Selected,
     /// The image as written in the pod (for messages).
     image: Option<String>,
@@ -168,102 +187,159 @@ struct Plan {
     needs_program: bool,
 }
 
+/// What [`plan`] decided: the pod is left alone, or mutated as the [`Plan`] says.
+#[derive(Debug)]
+pub enum Planned {
+    Done(Decision),
+    Mutate(Plan),
+}
+
+/// How one pod is mutated: the mode, the flags, the selected containers and the images to
+/// read. Owns its data (no borrow of the pod), so the steps around it may run on other
+/// threads.
+#[derive(Debug)]
+pub struct Plan {
+    mode: ModeKind,
+    strategy: Box<dyn MutationMode>,
+    flags: Flags,
+    mutate_probes: bool,
+    platform: Platform,
+    containers: Vec<ContainerPlan>,
+}
+
+impl Plan {
+    pub fn mode(&self) -> ModeKind {
+        self.mode
+    }
+
+    /// True when [`look_up`] has anything to read.
+    pub fn needs_image_configs(&self) -> bool {
+        self.containers
+            .iter()
+            .any(|p| p.look_up && p.run_image.is_some())
+    }
+
+    /// The distinct images to read, each with the containers that need it.
+    fn lookups(&self) -> BTreeMap<&str, Vec<&ContainerPlan>> {
+        let mut wanted: BTreeMap<&str, Vec<&ContainerPlan>> = BTreeMap::new();
+        for p in self.containers.iter().filter(|p| p.look_up) {
+            if let Some(img) = p.run_image.as_deref() {
+                wanted.entry(img).or_default().push(p);
+            }
+        }
+        wanted
+    }
+}
+
+/// The image configs a [`Plan`] needs, by image.
+#[derive(Debug, Default)]
+pub struct ImageConfigs(HashMap<String, ImageConfig>);
+
 /// Decides what to do with `pod` and, when it is mutated, returns the JSON patch.
 ///
-/// Image configs are read (concurrently, once per distinct image) only for containers whose
-/// program the pod spec does not give, and in image-swap mode for every variant (to check it
-/// exists).
+/// Image configs are read (at most [`LOOKUPS_AT_ONCE`] at a time, once per distinct image)
+/// only for containers whose program the pod spec does not give, and in image-swap mode for
+/// every variant (to check it exists).
 pub async fn mutate_pod<S: ImageConfigSource>(
     pod: &Pod,
     config: &MutationConfig,
     images: &S,
 ) -> Result<Decision, MutationError> {
+    let plan = match plan(pod, config)? {
+        Planned::Done(decision) => return Ok(decision),
+        Planned::Mutate(plan) => plan,
+    };
+    let configs = look_up(&plan, images).await?;
+    build_patch(pod, &plan, &configs)
+}
+
+/// Step 1: the `secretsinit.io/*` annotations say whether to go on, and how.
+fn gate(pod: &Pod) -> Result<ControlFlow<Decision, PodOptions>, MutationError> {
     let annotations = pod.metadata.annotations.as_ref();
     match Inject::from_annotations(annotations)? {
-        Inject::Absent => return Ok(skipped(format!("no {ANNOTATION_INJECT} annotation"))),
-        Inject::Skip => return Ok(skipped(format!("{ANNOTATION_INJECT} is \"skip\""))),
+        Inject::Absent => {
+            return Ok(ControlFlow::Break(skipped(format!(
+                "no {ANNOTATION_INJECT} annotation"
+            ))));
+        }
+        Inject::Skip => {
+            return Ok(ControlFlow::Break(skipped(format!(
+                "{ANNOTATION_INJECT} is \"skip\""
+            ))));
+        }
         Inject::True => {}
     }
     if let Some(mode) = annotations.and_then(|a| a.get(ANNOTATION_INJECTED)) {
-        return Ok(skipped(format!(
-            "already injected ({ANNOTATION_INJECTED}: {mode:?})"
-        )));
+        return Ok(ControlFlow::Break(skipped(format!(
+            "already injected ({ANNOTATION_INJECTED}: {})",
+            bounded::quoted(mode)
+        ))));
     }
-    let opts = PodOptions::from_annotations(annotations)?;
+    PodOptions::from_annotations(annotations).map(ControlFlow::Continue)
+}
+
+/// Steps 1 and 2: gate on the annotations, select the containers, choose the strategy and
+/// what each selected container needs. Pure and linear in the size of the pod.
+pub fn plan(pod: &Pod, config: &MutationConfig) -> Result<Planned, MutationError> {
+    let opts = match gate(pod)? {
+        ControlFlow::Break(decision) => return Ok(Planned::Done(decision)),
+        ControlFlow::Continue(opts) => opts,
+    };
     let Some(spec) = pod.spec.as_ref() else {
-        return Ok(Decision::Skipped {
+        return Ok(Planned::Done(Decision::Skipped {
             reason: "the pod has no spec".to_owned(),
             warnings: vec!["secrets-init: the pod has no spec; nothing was injected".to_owned()],
-        });
+        }));
     };
 
     let selected = select::select(spec, opts.containers.as_deref())?;
     if selected.is_empty() {
-        return Ok(Decision::Skipped {
+        return Ok(Planned::Done(Decision::Skipped {
             reason: "no container could see a placeholder".to_owned(),
+            // At most 256 bytes, as the API asks of warnings.
             warnings: vec![format!(
-                "secrets-init: the pod has {ANNOTATION_INJECT}: \"true\" but none of its containers or init containers could see a placeholder (an env value with awssm: or ${{awssm:, envFrom, or valueFrom with configMapKeyRef/secretKeyRef), so it was admitted unchanged; to mutate containers anyway, name them in {ANNOTATION_CONTAINERS}"
+                "secrets-init: {ANNOTATION_INJECT} is \"true\" but no container can see a placeholder \
+                 (env value with awssm:, envFrom, or valueFrom of a ConfigMap/Secret): pod admitted \
+                 unchanged; to mutate containers anyway, name them in {ANNOTATION_CONTAINERS}"
             )],
-        });
+        }));
     }
 
     let platform = platform_of(spec);
     if platform.os != "linux" {
-        return Err(MutationError::UnsupportedOs { os: platform.os });
+        return Err(MutationError::UnsupportedOs {
+            os: bounded::clip(&platform.os, bounded::VALUE_BYTES),
+        });
     }
-    let mode_kind = opts.mode.unwrap_or(config.default_mode);
-    let image = opts
-        .secrets_init_image
-        .clone()
-        .unwrap_or_else(|| config.secrets_init_image.clone());
-    let volumes: BTreeSet<&str> = spec
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.as_str())
-        .collect();
-    let containers: BTreeSet<&str> = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(&spec.containers)
-        .map(|c| c.name.as_str())
-        .chain(
-            spec.ephemeral_containers
-                .iter()
-                .flatten()
-                .map(|c| c.name.as_str()),
-        )
-        .collect();
-    let strategy: Box<dyn MutationMode> = match mode_kind {
-        ModeKind::InitContainer => Box::new(InitContainer {
-            image,
-            volume: unique_name(VOLUME_NAME, &volumes),
-            container_name: unique_name(INIT_CONTAINER_NAME, &containers),
-        }),
-        ModeKind::SharedVolume => Box::new(SharedVolume {
-            image,
-            volume: unique_name(VOLUME_NAME, &volumes),
-        }),
-        ModeKind::ImageSwap => Box::new(ImageSwap {
-            template: config.image_swap_template.clone(),
-        }),
-    };
+    let mode = opts.mode.unwrap_or(config.default_mode);
+    let strategy = strategy(mode, spec, &opts, config);
 
-    let mut plans = Vec::with_capacity(selected.len());
+    let mut containers = Vec::with_capacity(selected.len());
     for who in selected {
         let c = container(spec, &who);
         check_mount_paths(&who, c)?;
         let run_image = strategy.run_image(&who, c)?;
         let needs_program = command::needs_image_config(c);
         let look_up = strategy.always_look_up() || needs_program;
-        if look_up && run_image.is_none() {
-            return Err(MutationError::NoImage {
-                container: who.to_string(),
-                why: "the pod sets no command, so the program must be read from the image config; set image (or command)".to_owned(),
-            });
+        if look_up {
+            let Some(image) = run_image.as_deref() else {
+                return Err(MutationError::NoImage {
+                    container: who.to_string(),
+                    why: "the pod sets no command, so the program must be read from the image config; set image (or command)".to_owned(),
+                });
+            };
+            if image.len() > MAX_REFERENCE_BYTES {
+                return Err(MutationError::InvalidImage {
+                    what: format!("the image of {who}"),
+                    image: bounded::quoted(image),
+                    reason: format!(
+                        "it is {} bytes long, and an image reference is at most {MAX_REFERENCE_BYTES}",
+                        image.len()
+                    ),
+                });
+            }
         }
-        plans.push(Plan {
+        containers.push(ContainerPlan {
             image: c.image.clone(),
             who,
             run_image,
@@ -271,105 +347,211 @@ pub async fn mutate_pod<S: ImageConfigSource>(
             needs_program,
         });
     }
+    Ok(Planned::Mutate(Plan {
+        mode,
+        strategy,
+        flags: Flags {
+            region: opts.region.or_else(|| config.default_region.clone()),
+            ignore_missing: opts.ignore_missing,
+        },
+        mutate_probes: opts.mutate_probes,
+        platform,
+        containers,
+    }))
+}
 
-    // One lookup per distinct image, all at once.
-    let mut wanted: BTreeMap<&str, Vec<&Plan>> = BTreeMap::new();
-    for p in plans.iter().filter(|p| p.look_up) {
-        if let Some(img) = p.run_image.as_deref() {
-            wanted.entry(img).or_default().push(p);
-        }
-    }
-    let platform = &platform;
-    let found: BTreeMap<&str, ImageConfig> =
-        try_join_all(wanted.iter().map(|(img, users)| async move {
-            match images.image_config(img, platform).await {
-                Ok(cfg) => Ok((*img, cfg)),
-                Err(ImageConfigError::NotFound { .. }) if mode_kind == ModeKind::ImageSwap => {
-                    Err(MutationError::VariantMissing {
-                        container: users[0].who.to_string(),
-                        image: users[0].image.clone().unwrap_or_default(),
-                        variant: (*img).to_owned(),
-                    })
-                }
-                Err(source) => Err(MutationError::ImageConfig {
-                    doing: if users.iter().any(|p| p.needs_program) {
-                        "work out the program of"
-                    } else {
-                        "check the image-swap variant of"
-                    }
-                    .to_owned(),
-                    containers: users
-                        .iter()
-                        .map(|p| p.who.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    source,
-                }),
-            }
-        }))
-        .await?
-        .into_iter()
-        .collect();
-
-    let flags = Flags {
-        region: opts
-            .region
-            .clone()
-            .or_else(|| config.default_region.clone()),
-        ignore_missing: opts.ignore_missing,
+/// The strategy for `mode`, with names that do not clash with the pod's.
+fn strategy(
+    mode: ModeKind,
+    spec: &PodSpec,
+    opts: &PodOptions,
+    config: &MutationConfig,
+) -> Box<dyn MutationMode> {
+    let image = opts
+        .secrets_init_image
+        .clone()
+        .unwrap_or_else(|| config.secrets_init_image.clone());
+    let volumes = || -> BTreeSet<&str> {
+        spec.volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.as_str())
+            .collect()
     };
-    // Only what changes is copied and diffed (the selected containers, the annotations, the
-    // volumes), not the whole pod: cloning and serializing a full pod twice to diff it cost
-    // most of the admission (BENCHMARKS.md, "Mutation core").
+    match mode {
+        ModeKind::InitContainer => {
+            let containers: BTreeSet<&str> = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .chain(&spec.containers)
+                .map(|c| c.name.as_str())
+                .chain(
+                    spec.ephemeral_containers
+                        .iter()
+                        .flatten()
+                        .map(|c| c.name.as_str()),
+                )
+                .collect();
+            Box::new(InitContainer {
+                image,
+                volume: unique_name(VOLUME_NAME, &volumes()),
+                container_name: unique_name(INIT_CONTAINER_NAME, &containers),
+            })
+        }
+        ModeKind::SharedVolume => Box::new(SharedVolume {
+            image,
+            volume: unique_name(VOLUME_NAME, &volumes()),
+        }),
+        ModeKind::ImageSwap => Box::new(ImageSwap {
+            template: config.image_swap_template.clone(),
+        }),
+    }
+}
+
+/// Step 3, the only I/O: the image configs the plan needs, at most [`LOOKUPS_AT_ONCE`] at a
+/// time.
+pub async fn look_up<S: ImageConfigSource>(
+    plan: &Plan,
+    images: &S,
+) -> Result<ImageConfigs, MutationError> {
+    // The futures are made first and the stream only buffers them: a closure inside the
+    // stream would make the future not `Send` (rust-lang/rust#102211).
+    let lookups: Vec<_> = plan
+        .lookups()
+        .into_iter()
+        .map(|(image, users)| look_up_one(plan, images, image, users))
+        .collect();
+    let found: HashMap<String, ImageConfig> = futures::stream::iter(lookups)
+        .buffered(LOOKUPS_AT_ONCE)
+        .try_collect()
+        .await?;
+    Ok(ImageConfigs(found))
+}
+
+async fn look_up_one<S: ImageConfigSource>(
+    plan: &Plan,
+    images: &S,
+    image: &str,
+    users: Vec<&ContainerPlan>,
+) -> Result<(String, ImageConfig), MutationError> {
+    match images.image_config(image, &plan.platform).await {
+        Ok(cfg) => Ok((image.to_owned(), cfg)),
+        Err(ImageConfigError::NotFound { .. }) if plan.mode == ModeKind::ImageSwap => {
+            Err(MutationError::VariantMissing {
+                container: users[0].who.to_string(),
+                image: bounded::clip(
+                    users[0].image.as_deref().unwrap_or_default(),
+                    bounded::VALUE_BYTES,
+                ),
+                variant: image.to_owned(),
+            })
+        }
+        Err(source) => Err(MutationError::ImageConfig {
+            doing: if users.iter().any(|p| p.needs_program) {
+                "work out the program of"
+            } else {
+                "check the image-swap variant of"
+            }
+            .to_owned(),
+            containers: bounded::list(users.iter().map(|p| &p.who)),
+            source,
+        }),
+    }
+}
+
+/// Step 4: the JSON patch. Pure and linear in the size of the pod: only the changed parts
+/// (the selected containers' touched fields, the volumes, one annotation) are copied and
+/// compared, not the whole pod (cloning and serializing a full pod twice to diff it cost
+/// most of the admission: BENCHMARKS.md, "Mutation core").
+pub fn build_patch(
+    pod: &Pod,
+    plan: &Plan,
+    configs: &ImageConfigs,
+) -> Result<Decision, MutationError> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Ok(skipped("the pod has no spec"));
+    };
     let mut patch = Vec::new();
-    for p in &plans {
+    for p in &plan.containers {
         let original = container(spec, &p.who);
         let run_image = p.run_image.as_deref();
         let argv = command::original_argv(
             &p.who,
             original,
             run_image.unwrap_or_default(),
-            run_image.and_then(|i| found.get(i)),
+            run_image.and_then(|i| configs.0.get(i)),
         )?;
         let mut c = original.clone();
-        c.command = Some(flags.wrap(argv, false));
+        c.command = Some(plan.flags.wrap(argv, false));
         c.args = None;
-        if opts.mutate_probes {
-            wrap_probe(c.liveness_probe.as_mut(), &flags);
-            wrap_probe(c.readiness_probe.as_mut(), &flags);
-            wrap_probe(c.startup_probe.as_mut(), &flags);
+        if plan.mutate_probes {
+            wrap_probe(c.liveness_probe.as_mut(), &plan.flags);
+            wrap_probe(c.readiness_probe.as_mut(), &plan.flags);
+            wrap_probe(c.startup_probe.as_mut(), &plan.flags);
         }
-        strategy.mutate_container(&mut c, run_image);
+        plan.strategy.mutate_container(&mut c, run_image);
         let list = match p.who.kind {
             ContainerKind::Init => "initContainers",
             ContainerKind::Main => "containers",
         };
-        diff_at(
+        let mut at = PointerBuf::from_tokens(["spec", list]);
+        at.push_back(p.who.index);
+        diff_into(
             &mut patch,
-            &format!("/spec/{list}/{}", p.who.index),
-            &Touched::of(original),
-            &Touched::of(&c),
+            &mut at,
+            &to_json(&Touched::of(original)),
+            &to_json(&Touched::of(&c)),
         );
     }
-    let additions = strategy.pod_additions();
+    let additions = plan.strategy.pod_additions();
     if !additions.volumes.is_empty() {
-        let mut volumes = spec.volumes.clone().unwrap_or_default();
-        volumes.extend(additions.volumes);
-        diff_at(&mut patch, "/spec/volumes", &spec.volumes, &Some(volumes));
+        match &spec.volumes {
+            None => patch.push(add(
+                PointerBuf::from_tokens(["spec", "volumes"]),
+                to_json(&additions.volumes),
+            )),
+            Some(existing) => {
+                for (i, v) in additions.volumes.iter().enumerate() {
+                    let mut at = PointerBuf::from_tokens(["spec", "volumes"]);
+                    at.push_back(existing.len() + i);
+                    patch.push(add(at, to_json(v)));
+                }
+            }
+        }
     }
-    let mut annotations = annotations.cloned().unwrap_or_default();
-    annotations.insert(ANNOTATION_INJECTED.to_owned(), mode_kind.to_string());
-    diff_at(
-        &mut patch,
-        "/metadata/annotations",
-        &pod.metadata.annotations,
-        &Some(annotations),
-    );
+    let mode = Value::String(plan.mode.to_string());
+    patch.push(match &pod.metadata.annotations {
+        None => add(
+            PointerBuf::from_tokens(["metadata", "annotations"]),
+            Value::Object(
+                [(ANNOTATION_INJECTED.to_owned(), mode)]
+                    .into_iter()
+                    .collect(),
+            ),
+        ),
+        Some(_) => add(
+            PointerBuf::from_tokens(["metadata", "annotations", ANNOTATION_INJECTED]),
+            mode,
+        ),
+    });
     if let Some(init) = additions.init_container {
-        add_init_container(&mut patch, spec, init);
+        // Inserting is a separate `add .../initContainers/0` op (applied last), so the patch
+        // never rewrites the user's init containers just because their indexes shifted.
+        let value = to_json(&init);
+        patch.push(match spec.init_containers {
+            Some(_) => add(
+                PointerBuf::from_tokens(["spec", "initContainers", "0"]),
+                value,
+            ),
+            None => add(
+                PointerBuf::from_tokens(["spec", "initContainers"]),
+                Value::Array(vec![value]),
+            ),
+        });
     }
     Ok(Decision::Mutated {
-        mode: mode_kind,
+        mode: plan.mode,
         patch: json_patch::Patch(patch),
         warnings: Vec::new(),
     })
@@ -412,68 +594,54 @@ impl<'a> Touched<'a> {
     }
 }
 
-fn pointer(path: &str) -> json_patch::jsonptr::PointerBuf {
-    json_patch::jsonptr::PointerBuf::parse(path).unwrap_or_default()
+/// k8s-openapi types serialize to JSON without failing (strings, numbers, maps with string
+/// keys); `Null` is never reached.
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// The JSON patch that turns `before` into `after`, both located at `at` in the pod: `add`
-/// of the whole value where there was none, else the diff of the two below `at`.
-fn diff_at<T: serde::Serialize>(
-    patch: &mut Vec<json_patch::PatchOperation>,
-    at: &str,
-    before: &T,
-    after: &T,
-) {
-    use json_patch::PatchOperation as Op;
-    let to_json = |v: &T| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
-    let (before, after) = (to_json(before), to_json(after));
-    if before.is_null() {
-        if !after.is_null() {
-            patch.push(Op::Add(json_patch::AddOperation {
-                path: pointer(at),
-                value: after,
-            }));
-        }
-        return;
-    }
-    let at = pointer(at);
-    for mut op in json_patch::diff(&before, &after).0 {
-        match &mut op {
-            Op::Add(o) => o.path = at.concat(&o.path),
-            Op::Remove(o) => o.path = at.concat(&o.path),
-            Op::Replace(o) => o.path = at.concat(&o.path),
-            Op::Move(o) => {
-                o.path = at.concat(&o.path);
-                o.from = at.concat(&o.from);
-            }
-            Op::Copy(o) => {
-                o.path = at.concat(&o.path);
-                o.from = at.concat(&o.from);
-            }
-            Op::Test(o) => o.path = at.concat(&o.path),
-        }
-        patch.push(op);
-    }
+fn add(path: PointerBuf, value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation { path, value })
 }
 
-/// The init container, inserted first. Inserting is a separate `add .../initContainers/0` op
-/// (applied last), so the patch never rewrites the user's init containers just because their
-/// indexes shifted.
-fn add_init_container(
-    patch: &mut Vec<json_patch::PatchOperation>,
-    spec: &PodSpec,
-    init: Container,
-) {
-    let init = serde_json::to_value(init).unwrap_or(serde_json::Value::Null);
-    let (path, value) = if spec.init_containers.is_some() {
-        ("/spec/initContainers/0", init)
-    } else {
-        ("/spec/initContainers", serde_json::Value::Array(vec![init]))
-    };
-    patch.push(json_patch::PatchOperation::Add(json_patch::AddOperation {
-        path: pointer(path),
-        value,
-    }));
+/// Appends to `patch` the operations that turn `before` into `after`, both at `at`.
+///
+/// Objects are compared key by key; an array that only grew at its end gets one `add` per
+/// new element; any other changed value, arrays included, is replaced whole. `json_patch::diff`
+/// compares arrays element by element instead, which for a rewritten command line of n
+/// arguments emits n operations, each carrying its own path: a patch many times the size
+/// of the request, and n array insertions (each a copy of the array) for the API server to
+/// apply.
+fn diff_into(patch: &mut Vec<PatchOperation>, at: &mut PointerBuf, before: &Value, after: &Value) {
+    match (before, after) {
+        _ if before == after => {}
+        (Value::Object(b), Value::Object(a)) => {
+            for (key, new) in a {
+                at.push_back(key.as_str());
+                match b.get(key) {
+                    Some(old) => diff_into(patch, at, old, new),
+                    None => patch.push(add(at.clone(), new.clone())),
+                }
+                at.pop_back();
+            }
+            for key in b.keys().filter(|k| !a.contains_key(*k)) {
+                at.push_back(key.as_str());
+                patch.push(PatchOperation::Remove(RemoveOperation { path: at.clone() }));
+                at.pop_back();
+            }
+        }
+        (Value::Array(b), Value::Array(a)) if a.len() > b.len() && a[..b.len()] == b[..] => {
+            for (i, new) in a.iter().enumerate().skip(b.len()) {
+                at.push_back(i);
+                patch.push(add(at.clone(), new.clone()));
+                at.pop_back();
+            }
+        }
+        _ => patch.push(PatchOperation::Replace(ReplaceOperation {
+            path: at.clone(),
+            value: after.clone(),
+        })),
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Per-pod options from `secretsinit.io/*` annotations (contract §4).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use oci_spec::distribution::Reference;
-
+use crate::bounded::{clip, quoted};
 use crate::error::MutationError;
+use crate::image::parse_reference;
 use crate::modes::ModeKind;
 
 /// `secretsinit.io/inject`: `"true"` mutates the pod, `"skip"` (or absent) leaves it alone.
@@ -95,7 +95,7 @@ impl PodOptions {
         for key in a.keys() {
             if key.starts_with(ANNOTATION_PREFIX) && !KNOWN_ANNOTATIONS.contains(&key.as_str()) {
                 return Err(MutationError::UnknownAnnotation {
-                    annotation: key.clone(),
+                    annotation: clip(key, crate::bounded::VALUE_BYTES),
                     known: KNOWN_ANNOTATIONS.join(", "),
                 });
             }
@@ -132,7 +132,7 @@ impl PodOptions {
 fn invalid(annotation: &str, value: &str, valid: &str) -> MutationError {
     MutationError::InvalidAnnotation {
         annotation: annotation.to_owned(),
-        value: value.to_owned(),
+        value: quoted(value),
         valid: valid.to_owned(),
     }
 }
@@ -175,22 +175,23 @@ pub(crate) fn region(annotation: &str, v: &str) -> Result<String, MutationError>
 
 /// Validates an image reference with the OCI distribution grammar; returns it as written.
 pub(crate) fn image_reference(what: &str, v: &str) -> Result<String, MutationError> {
-    v.parse::<Reference>()
+    parse_reference(v)
         .map(|_| v.to_owned())
-        .map_err(|e| MutationError::InvalidImage {
+        .map_err(|reason| MutationError::InvalidImage {
             what: what.to_owned(),
-            image: v.to_owned(),
-            reason: e.to_string(),
+            image: quoted(v),
+            reason,
         })
 }
 
 fn container_list(v: &str) -> Result<Vec<String>, MutationError> {
-    let mut names: Vec<String> = Vec::new();
-    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        if !names.iter().any(|n| n == name) {
-            names.push(name.to_owned());
-        }
-    }
+    let mut seen = HashSet::new();
+    let names: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && seen.insert(*n))
+        .map(str::to_owned)
+        .collect();
     if names.is_empty() {
         return Err(invalid(
             ANNOTATION_CONTAINERS,

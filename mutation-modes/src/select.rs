@@ -1,9 +1,11 @@
 //! Which containers get secrets-init (contract §4).
 
+use std::collections::HashSet;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
+use crate::bounded::{quoted, quoted_list};
 use crate::error::MutationError;
 
 /// `initContainers` or `containers`.
@@ -24,8 +26,8 @@ pub struct Selected {
 impl fmt::Display for Selected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            ContainerKind::Init => write!(f, "init container {:?}", self.name),
-            ContainerKind::Main => write!(f, "container {:?}", self.name),
+            ContainerKind::Init => write!(f, "init container {}", quoted(&self.name)),
+            ContainerKind::Main => write!(f, "container {}", quoted(&self.name)),
         }
     }
 }
@@ -55,7 +57,8 @@ pub fn could_see_placeholder(c: &Container) -> bool {
 ///
 /// With `names` (from `secretsinit.io/containers`) exactly those are selected, placeholders or
 /// not; a name the pod does not have is an error listing the pod's containers. Without it the
-/// default rule ([`could_see_placeholder`]) applies.
+/// default rule ([`could_see_placeholder`]) applies. Linear in the number of names and
+/// containers (hash sets, no nested scans).
 pub fn select(spec: &PodSpec, names: Option<&[String]>) -> Result<Vec<Selected>, MutationError> {
     let init = spec.init_containers.as_deref().unwrap_or_default();
     let all = init
@@ -68,35 +71,30 @@ pub fn select(spec: &PodSpec, names: Option<&[String]>) -> Result<Vec<Selected>,
                 .enumerate()
                 .map(|(i, c)| (ContainerKind::Main, i, c)),
         );
+    let wanted: Option<HashSet<&str>> = names.map(|n| n.iter().map(String::as_str).collect());
     if let Some(names) = names {
-        let unknown: Vec<&String> = names
+        let present: HashSet<&str> = init
             .iter()
-            .filter(|n| {
-                !init.iter().any(|c| &c.name == *n)
-                    && !spec.containers.iter().any(|c| &c.name == *n)
-            })
+            .chain(&spec.containers)
+            .map(|c| c.name.as_str())
             .collect();
-        if !unknown.is_empty() {
-            let list = |cs: &[Container]| {
-                cs.iter()
-                    .map(|c| format!("{:?}", c.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+        let mut unknown = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !present.contains(n))
+            .peekable();
+        if unknown.peek().is_some() {
+            let list = |cs: &[Container]| quoted_list(cs.iter().map(|c| c.name.as_str()));
             return Err(MutationError::UnknownContainer {
-                unknown: unknown
-                    .iter()
-                    .map(|n| format!("{n:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                unknown: quoted_list(unknown),
                 containers: list(&spec.containers),
                 init_containers: list(init),
             });
         }
     }
     Ok(all
-        .filter(|(_, _, c)| match names {
-            Some(names) => names.contains(&c.name),
+        .filter(|(_, _, c)| match &wanted {
+            Some(wanted) => wanted.contains(c.name.as_str()),
             None => could_see_placeholder(c),
         })
         .map(|(kind, index, c)| Selected {

@@ -7,6 +7,7 @@
 //! - Kinds other than Pod, and operations other than CREATE, are allowed unchanged.
 //! - Dry-run requests are handled exactly like real ones (the mutation has no side effects).
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,14 +19,17 @@ use bytes::Bytes;
 use k8s_openapi::api::core::v1::Pod;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube_core::{DynamicObject, Resource, TypeMeta};
-use mutation_modes::{ImageConfig, ImageConfigError, ImageConfigSource, Platform};
+use mutation_modes::{
+    Decision, ImageConfig, ImageConfigError, ImageConfigSource, ImageConfigs, MutationConfig, Plan,
+    Planned, Platform, bounded,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use crate::glue::{self, Outcome};
 use crate::layers::timeout::RequestDeadline;
 use crate::metrics::AdmissionResult;
+use crate::offload::Place;
 use crate::router::AppState;
 
 /// Put into the response's extensions by the handler; read by the metrics and tracing layers.
@@ -36,6 +40,10 @@ pub struct AdmissionOutcome {
     pub mode: Option<String>,
 }
 
+/// Bytes of a pod name kept in the admission span (and so in the log line): Kubernetes
+/// names are at most 253, but the pod is not validated yet when the webhook sees it.
+const NAME_BYTES: usize = 253;
+
 /// Facts about the request for the admission span, recorded in one call: the JSON log
 /// layer re-renders a span's fields on every `record`, so one call instead of six matters
 /// on the hot path.
@@ -44,20 +52,23 @@ fn record_request_fields<T: Resource>(req: &AdmissionRequest<T>) {
         .then(|| {
             if req.name.is_empty() {
                 let generate = req.object.as_ref()?.meta().generate_name.as_deref()?;
-                Some(format!("{generate}*"))
+                Some(format!("{}*", bounded::prefix(generate, NAME_BYTES)))
             } else {
-                Some(req.name.clone())
+                Some(bounded::prefix(&req.name, NAME_BYTES).to_owned())
             }
         })
         .flatten();
     let span = tracing::Span::current();
     tracing::record_all!(
         span,
-        uid = req.uid.as_str(),
-        kind = req.kind.kind.as_str(),
+        uid = bounded::prefix(&req.uid, NAME_BYTES),
+        kind = bounded::prefix(&req.kind.kind, NAME_BYTES),
         operation = operation_name(&req.operation),
         dry_run = req.dry_run,
-        namespace = req.namespace.as_deref(),
+        namespace = req
+            .namespace
+            .as_deref()
+            .map(|n| bounded::prefix(n, NAME_BYTES)),
         pod = pod.as_deref(),
     );
 }
@@ -71,7 +82,8 @@ fn operation_name(op: &Operation) -> &'static str {
     }
 }
 
-/// The handler.
+/// `POST /mutate`: reads the body, then answers by the request deadline, whatever the
+/// work in between costs (see [`crate::offload`]).
 pub async fn mutate<S: ImageConfigSource + 'static>(
     State(state): State<AppState<S>>,
     request: Request,
@@ -88,23 +100,312 @@ pub async fn mutate<S: ImageConfigSource + 'static>(
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let review = match parse_review(&body) {
+    state
+        .metrics
+        .admission_request_bytes
+        .observe(body.len() as f64);
+    let progress = Progress::default();
+    match tokio::time::timeout_at(deadline, admit(&state, body.clone(), &progress)).await {
+        Ok(response) => response,
+        Err(_) => timed_out(&state, &body, &progress),
+    }
+}
+
+/// How far an admission got, for the message when its deadline passes.
+#[derive(Debug, Default)]
+struct Progress(Mutex<ProgressInner>);
+
+#[derive(Debug, Default)]
+struct ProgressInner {
+    stage: Stage,
+    /// Images whose config is being read.
+    images: BTreeSet<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    #[default]
+    WaitingForCpu,
+    Decoding,
+    Registry,
+    Patching,
+}
+
+impl Progress {
+    fn set(&self, stage: Stage) {
+        if let Ok(mut p) = self.0.lock() {
+            p.stage = stage;
+        }
+    }
+
+    fn snapshot(&self) -> (Stage, Vec<String>) {
+        self.0
+            .lock()
+            .map(|p| (p.stage, p.images.iter().cloned().collect()))
+            .unwrap_or_default()
+    }
+
+    /// A place to run CPU work of a `bytes`-long request; the stage says whether it waited.
+    async fn place<S>(&self, state: &AppState<S>, bytes: usize, then: Stage) -> Place {
+        self.set(Stage::WaitingForCpu);
+        let place = state.cpu.place(bytes).await;
+        self.set(then);
+        place
+    }
+}
+
+/// What the first CPU step found.
+enum First {
+    /// The answer (not a pod CREATE, a bad body, a denial, a skip, or a pod whose patch
+    /// needed no image config).
+    Answered(Response),
+    /// A pod to mutate once its image configs are read.
+    LookUp {
+        request: Box<AdmissionRequest<Pod>>,
+        plan: Plan,
+    },
+}
+
+/// The three steps of an admission: decode and plan (CPU), read image configs (I/O), write
+/// the patch and the answer (CPU).
+async fn admit<S: ImageConfigSource>(
+    state: &AppState<S>,
+    body: Bytes,
+    progress: &Progress,
+) -> Response {
+    let bytes = body.len();
+    let config = state.mutation.clone();
+    let for_panic = body.clone();
+    let first = progress
+        .place(state, bytes, Stage::Decoding)
+        .await
+        .run(move || decode_and_plan(&body, &config))
+        .await;
+    let (request, plan) = match first {
+        Ok(First::Answered(response)) => return response,
+        Ok(First::LookUp { request, plan }) => (request, plan),
+        Err(panicked) => return internal_error(&for_panic, &panicked.0),
+    };
+
+    progress.set(Stage::Registry);
+    let tracker = Tracked {
+        inner: &state.images,
+        progress,
+    };
+    let configs = match mutation_modes::look_up(&plan, &tracker).await {
+        Ok(c) => c,
+        Err(e) => return denied(&request, AdmissionResult::Denied, e.to_string()),
+    };
+
+    progress
+        .place(state, bytes, Stage::Patching)
+        .await
+        .run(move || patch_answer(&request, &plan, &configs))
+        .await
+        .unwrap_or_else(|panicked| internal_error(&for_panic, &panicked.0))
+}
+
+/// The first CPU step: decode the review; answer everything that is not a pod CREATE to
+/// mutate; plan the mutation, and when it needs no image config, write the patch too.
+fn decode_and_plan(body: &[u8], config: &MutationConfig) -> First {
+    let review = match parse_review(body) {
         Ok(r) => r,
-        Err(reason) => return bad_request(&reason),
+        Err(reason) => return First::Answered(bad_request(&reason)),
     };
-    let (response, outcome) = match &review {
-        Review::Pod(request) => {
-            record_request_fields(request);
-            decide(&state, request, deadline).await
-        }
+    let request = match review {
+        Review::Pod(request) => request,
         Review::Other { request, pod_error } => {
-            record_request_fields(request);
-            decide_other(request, pod_error)
+            record_request_fields(&request);
+            return First::Answered(decide_other(&request, &pod_error));
         }
     };
-    let mut http = review_answer(&response);
-    http.extensions_mut().insert(outcome);
-    http
+    record_request_fields(&request);
+    let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
+    if !is_pod || request.sub_resource.is_some() {
+        return First::Answered(skipped(&request, "not a Pod", Vec::new()));
+    }
+    if !matches!(request.operation, Operation::Create) {
+        return First::Answered(skipped(&request, "not a CREATE", Vec::new()));
+    }
+    let Some(pod) = &request.object else {
+        let message = "secrets-init-webhook: the AdmissionReview for a Pod CREATE carries no `object`; nothing to decide on";
+        return First::Answered(denied(&request, AdmissionResult::Error, message.into()));
+    };
+    match mutation_modes::plan(pod, config) {
+        Err(e) => First::Answered(denied(&request, AdmissionResult::Denied, e.to_string())),
+        Ok(Planned::Done(decision)) => First::Answered(decided(&request, decision)),
+        Ok(Planned::Mutate(plan)) if plan.needs_image_configs() => First::LookUp { request, plan },
+        Ok(Planned::Mutate(plan)) => {
+            First::Answered(patch_answer(&request, &plan, &ImageConfigs::default()))
+        }
+    }
+}
+
+/// The last CPU step: the patch, and the answer that carries it.
+fn patch_answer(request: &AdmissionRequest<Pod>, plan: &Plan, configs: &ImageConfigs) -> Response {
+    let Some(pod) = &request.object else {
+        let message = "secrets-init-webhook: the AdmissionReview for a Pod CREATE carries no `object`; nothing to decide on";
+        return denied(request, AdmissionResult::Error, message.into());
+    };
+    match mutation_modes::build_patch(pod, plan, configs) {
+        Ok(decision) => decided(request, decision),
+        Err(e) => denied(request, AdmissionResult::Denied, e.to_string()),
+    }
+}
+
+/// The answer for a decision about a pod.
+fn decided(request: &AdmissionRequest<Pod>, decision: Decision) -> Response {
+    match decision {
+        Decision::Skipped { reason, warnings } => skipped(request, &reason, warnings),
+        Decision::Mutated {
+            mode,
+            patch,
+            warnings,
+        } => match AdmissionResponse::from(request).with_patch(patch) {
+            Ok(mut resp) => {
+                resp.warnings = non_empty(bounded::warnings(warnings));
+                answer(
+                    &resp,
+                    AdmissionOutcome {
+                        result: AdmissionResult::Mutated,
+                        mode: Some(mode.to_string()),
+                    },
+                )
+            }
+            Err(e) => denied(
+                request,
+                AdmissionResult::Error,
+                format!(
+                    "secrets-init-webhook: internal error: the patch could not be serialized: {e}"
+                ),
+            ),
+        },
+    }
+}
+
+/// Allowed unchanged; `reason` is logged, `warnings` go to the client.
+fn skipped<T: Resource>(
+    request: &AdmissionRequest<T>,
+    reason: &str,
+    warnings: Vec<String>,
+) -> Response {
+    tracing::debug!(reason, "allowed unchanged");
+    let mut resp = AdmissionResponse::from(request);
+    resp.warnings = non_empty(bounded::warnings(warnings));
+    answer(
+        &resp,
+        AdmissionOutcome {
+            result: AdmissionResult::Skipped,
+            mode: None,
+        },
+    )
+}
+
+/// Denied with `message` (bounded: it echoes the pod, and a person reads it).
+fn denied<T: Resource>(
+    request: &AdmissionRequest<T>,
+    result: AdmissionResult,
+    message: String,
+) -> Response {
+    deny_uid(
+        AdmissionResponse::from(request),
+        result,
+        bounded::message(message),
+    )
+}
+
+fn deny_uid(base: AdmissionResponse, result: AdmissionResult, message: String) -> Response {
+    tracing::warn!(reason = %message, "admission denied");
+    answer(&base.deny(message), AdmissionOutcome { result, mode: None })
+}
+
+/// A response for `uid` without the decoded request (the deadline passed, or the work
+/// panicked, before it was at hand).
+fn response_for_uid(uid: String) -> AdmissionResponse {
+    let mut resp = AdmissionResponse::invalid("");
+    resp.types = TypeMeta {
+        api_version: "admission.k8s.io/v1".to_owned(),
+        kind: "AdmissionReview".to_owned(),
+    };
+    resp.uid = uid;
+    resp.allowed = true;
+    resp.result = kube_core::Status::default();
+    resp
+}
+
+/// The uid of a review, read without decoding the rest (linear, allocation-free), for the
+/// answers that have no decoded request to hand.
+fn uid_of(body: &[u8]) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        request: Option<HeadRequest<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct HeadRequest<'a> {
+        #[serde(borrow)]
+        uid: std::borrow::Cow<'a, str>,
+    }
+    match serde_json::from_slice::<Head<'_>>(body) {
+        Ok(Head {
+            request: Some(r), ..
+        }) if !r.uid.is_empty() => Ok(r.uid.into_owned()),
+        _ => Err(match parse_review(body) {
+            Err(reason) => reason,
+            Ok(_) => "AdmissionReview request has no `uid`".to_owned(),
+        }),
+    }
+}
+
+/// The answer when the request deadline passes: a denial saying what it was waiting for.
+fn timed_out<S>(state: &AppState<S>, body: &[u8], progress: &Progress) -> Response {
+    let (stage, images) = progress.snapshot();
+    let label = match stage {
+        Stage::WaitingForCpu => "cpu-queue",
+        Stage::Decoding | Stage::Patching => "cpu",
+        Stage::Registry => "registry",
+    };
+    state
+        .metrics
+        .admission_timeouts
+        .with_label_values(&[label])
+        .inc();
+    let message = timeout_message(
+        state.request_timeout,
+        stage_text(stage, body.len()),
+        &images,
+    );
+    match uid_of(body) {
+        Ok(uid) => deny_uid(response_for_uid(uid), AdmissionResult::Error, message),
+        Err(reason) => bad_request(&reason),
+    }
+}
+
+fn stage_text(stage: Stage, bytes: usize) -> Option<String> {
+    let size = format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20));
+    match stage {
+        Stage::WaitingForCpu => Some(format!(
+            "waiting for a turn to decode the request ({size}): the webhook was busy with other large admission requests"
+        )),
+        Stage::Decoding => Some(format!(
+            "while decoding the request ({size}) and planning the mutation"
+        )),
+        Stage::Patching => Some(format!("while writing the patch for the request ({size})")),
+        Stage::Registry => None,
+    }
+}
+
+/// The answer when the work panicked (a bug): a denial, logged as an error.
+fn internal_error(body: &[u8], panic: &str) -> Response {
+    tracing::error!(panic, "admission work panicked (a bug in the webhook)");
+    match uid_of(body) {
+        Ok(uid) => deny_uid(
+            response_for_uid(uid),
+            AdmissionResult::Error,
+            "secrets-init-webhook: internal error while deciding about this pod; retry, and report it if it persists".to_owned(),
+        ),
+        Err(reason) => bad_request(&reason),
+    }
 }
 
 /// The answer body, serialized once. It carries what kube-core's
@@ -140,6 +441,13 @@ fn review_answer(response: &AdmissionResponse) -> Response {
     }
 }
 
+/// The HTTP answer for `response`, with `outcome` for the metrics and tracing layers.
+fn answer(response: &AdmissionResponse, outcome: AdmissionOutcome) -> Response {
+    let mut http = review_answer(response);
+    http.extensions_mut().insert(outcome);
+    http
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Answer<'a> {
@@ -166,147 +474,49 @@ struct AnswerResponse<'a> {
 
 /// A request whose object is not a v1 Pod: other kinds are allowed unchanged; a Pod CREATE
 /// whose object does not decode is denied with the reason.
-fn decide_other(
-    request: &AdmissionRequest<DynamicObject>,
-    pod_error: &str,
-) -> (AdmissionResponse, AdmissionOutcome) {
+fn decide_other(request: &AdmissionRequest<DynamicObject>, pod_error: &str) -> Response {
     let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
     if is_pod && request.sub_resource.is_none() && matches!(request.operation, Operation::Create) {
         let message = format!(
-            "secrets-init-webhook: the pod in the request could not be read as a v1 Pod: {pod_error}"
+            "secrets-init-webhook: the pod in the request could not be read as a v1 Pod: {}",
+            bounded::clip(pod_error, 1024)
         );
-        tracing::warn!(reason = %message, "admission denied");
-        return (
-            AdmissionResponse::from(request).deny(message),
-            AdmissionOutcome {
-                result: AdmissionResult::Error,
-                mode: None,
-            },
-        );
+        return denied(request, AdmissionResult::Error, message);
     }
-    tracing::debug!(reason = "not a Pod", "allowed unchanged");
-    (
-        AdmissionResponse::from(request),
-        AdmissionOutcome {
-            result: AdmissionResult::Skipped,
-            mode: None,
-        },
-    )
-}
-
-async fn decide<S: ImageConfigSource>(
-    state: &AppState<S>,
-    request: &AdmissionRequest<Pod>,
-    deadline: Instant,
-) -> (AdmissionResponse, AdmissionOutcome) {
-    let base = AdmissionResponse::from(request);
-    let skipped = |reason: &str| {
-        tracing::debug!(reason, "allowed unchanged");
-        (
-            AdmissionResponse::from(request),
-            AdmissionOutcome {
-                result: AdmissionResult::Skipped,
-                mode: None,
-            },
-        )
-    };
-    let failed = |result: AdmissionResult, message: String| {
-        tracing::warn!(reason = %message, "admission denied");
-        (
-            AdmissionResponse::from(request).deny(message),
-            AdmissionOutcome { result, mode: None },
-        )
-    };
-
-    let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
-    if !is_pod || request.sub_resource.is_some() {
-        return skipped("not a Pod");
-    }
-    if !matches!(request.operation, Operation::Create) {
-        return skipped("not a CREATE");
-    }
-    let Some(pod) = &request.object else {
-        return failed(
-            AdmissionResult::Error,
-            "secrets-init-webhook: the AdmissionReview for a Pod CREATE carries no `object`; nothing to decide on".into(),
-        );
-    };
-
-    let tracker = Tracked {
-        inner: &state.images,
-        in_flight: Mutex::new(Vec::new()),
-    };
-    let work = glue::mutate(pod, &state.mutation, &tracker);
-    let outcome = match tokio::time::timeout_at(deadline, work).await {
-        Ok(o) => o,
-        Err(_) => {
-            let waiting = tracker
-                .in_flight
-                .lock()
-                .map(|v| v.clone())
-                .unwrap_or_default();
-            return failed(
-                AdmissionResult::Error,
-                timeout_message(state.request_timeout, &waiting),
-            );
-        }
-    };
-    match outcome {
-        Outcome::Skipped { reason, warnings } => {
-            let (mut resp, out) = skipped(&reason);
-            resp.warnings = non_empty(warnings);
-            (resp, out)
-        }
-        Outcome::Mutated {
-            mode,
-            patch,
-            warnings,
-        } => match base.with_patch(patch) {
-            Ok(mut resp) => {
-                resp.warnings = non_empty(warnings);
-                (
-                    resp,
-                    AdmissionOutcome {
-                        result: AdmissionResult::Mutated,
-                        mode: Some(mode),
-                    },
-                )
-            }
-            Err(e) => failed(
-                AdmissionResult::Error,
-                format!(
-                    "secrets-init-webhook: internal error: the patch could not be serialized: {e}"
-                ),
-            ),
-        },
-        Outcome::Denied { message } => failed(AdmissionResult::Denied, message),
-    }
+    skipped(request, "not a Pod", Vec::new())
 }
 
 fn non_empty(v: Vec<String>) -> Option<Vec<String>> {
     if v.is_empty() { None } else { Some(v) }
 }
 
-/// The denial message when the request deadline passes.
-pub fn timeout_message(limit: Duration, waiting_for: &[String]) -> String {
+/// The denial message when the request deadline passes: what the webhook was doing
+/// (`doing`), or else which images it was waiting for.
+pub fn timeout_message(limit: Duration, doing: Option<String>, waiting_for: &[String]) -> String {
     let limit = humantime::format_duration(limit);
-    if waiting_for.is_empty() {
-        format!(
+    match doing {
+        Some(doing) => format!(
+            "secrets-init-webhook: timed out after {limit} (--request-timeout) {doing}; retry, or raise --request-timeout"
+        ),
+        None if waiting_for.is_empty() => format!(
             "secrets-init-webhook: timed out after {limit} (--request-timeout) while mutating the pod; retry, or raise --request-timeout"
-        )
-    } else {
-        format!(
+        ),
+        None => format!(
             "secrets-init-webhook: timed out after {limit} (--request-timeout) waiting for the registry to return the image config of {}; \
              retry, set `command` in the pod spec so no registry lookup is needed, or raise --request-timeout",
-            waiting_for.join(", ")
-        )
+            bounded::list(
+                waiting_for
+                    .iter()
+                    .map(|i| bounded::clip(i, bounded::VALUE_BYTES))
+            )
+        ),
     }
 }
 
 /// Wraps the image source to know which lookups are in flight when the deadline passes.
 struct Tracked<'a, S> {
     inner: &'a S,
-    in_flight: Mutex<Vec<String>>,
+    progress: &'a Progress,
 }
 
 impl<S: ImageConfigSource> ImageConfigSource for Tracked<'_, S> {
@@ -315,14 +525,12 @@ impl<S: ImageConfigSource> ImageConfigSource for Tracked<'_, S> {
         image: &str,
         platform: &Platform,
     ) -> Result<ImageConfig, ImageConfigError> {
-        if let Ok(mut v) = self.in_flight.lock() {
-            v.push(image.to_owned());
+        if let Ok(mut p) = self.progress.0.lock() {
+            p.images.insert(image.to_owned());
         }
         let result = self.inner.image_config(image, platform).await;
-        if let Ok(mut v) = self.in_flight.lock()
-            && let Some(i) = v.iter().position(|x| x == image)
-        {
-            v.remove(i);
+        if let Ok(mut p) = self.progress.0.lock() {
+            p.images.remove(image);
         }
         result
     }
@@ -480,7 +688,8 @@ fn unsupported_content_type(headers: &axum::http::HeaderMap) -> Option<String> {
 }
 
 fn bad_request(reason: &str) -> Response {
-    let one_line = reason.replace(['\n', '\r'], " ");
+    // serde's messages quote the offending value, which the client chose: keep it short.
+    let one_line = bounded::clip(reason, 1024).replace(['\n', '\r'], " ");
     plain(StatusCode::BAD_REQUEST, &one_line)
 }
 

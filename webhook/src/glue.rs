@@ -1,11 +1,10 @@
 //! The one place that connects the webhook to its collaborators: `mutation_modes` (the pure
 //! pod mutation) and `images` (the registry client behind a cache).
 //!
-//! Everything else in the webhook speaks [`Outcome`] and `MutationConfig` (built by [`mutation_config`]), so a change
-//! of those libraries' interfaces is a change of this file only.
+//! The admission handler calls the mutation's steps itself (it runs them on different
+//! threads); this file builds their configuration and the image source.
 
-use k8s_openapi::api::core::v1::Pod;
-use mutation_modes::{Decision, ImageConfigSource, ModeKind, MutationConfig};
+use mutation_modes::{ModeKind, MutationConfig};
 
 use crate::Error;
 use crate::config::Config;
@@ -27,47 +26,6 @@ pub fn mutation_config(config: &Config) -> Result<MutationConfig, Error> {
     };
     mc.validate().map_err(|e| Error::Config(e.to_string()))?;
     Ok(mc)
-}
-
-/// The decision about one pod.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// Allowed unchanged; `reason` is logged, `warnings` go to the client.
-    Skipped {
-        reason: String,
-        warnings: Vec<String>,
-    },
-    /// Allowed with a JSON patch.
-    Mutated {
-        mode: String,
-        patch: json_patch::Patch,
-        warnings: Vec<String>,
-    },
-    /// Denied; `message` is shown to the user.
-    Denied { message: String },
-}
-
-/// Decides about one pod.
-pub async fn mutate<S: ImageConfigSource>(
-    pod: &Pod,
-    config: &MutationConfig,
-    images: &S,
-) -> Outcome {
-    match mutation_modes::mutate_pod(pod, config, images).await {
-        Ok(Decision::Skipped { reason, warnings }) => Outcome::Skipped { reason, warnings },
-        Ok(Decision::Mutated {
-            mode,
-            patch,
-            warnings,
-        }) => Outcome::Mutated {
-            mode: mode.to_string(),
-            patch,
-            warnings,
-        },
-        Err(e) => Outcome::Denied {
-            message: e.to_string(),
-        },
-    }
 }
 
 /// The image-config source the server uses (registry client + cache), with its metrics

@@ -5,7 +5,8 @@
 //! - [`router`]: the routes and the ONE place the layer stack is composed; [`router()`].
 //! - [`layers`]: auth, metrics, tracing, timeout, body limit, concurrency — one module each.
 //! - [`admission`]: AdmissionReview v1 in, AdmissionResponse out.
-//! - [`glue`]: the only place that calls `mutation_modes` and builds the image source.
+//! - [`glue`]: the mutation's configuration and the image source, built from the config.
+//! - [`offload`]: where an admission's CPU work runs (large requests off the runtime workers).
 //! - [`tls`]: rustls (TLS 1.3 only), certificate hot reload, development certificate.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics, logs and OTLP traces.
 //! - [`images`]: image configs from registries (oci-client, ECR auth) behind a moka cache;
@@ -18,6 +19,7 @@ pub mod glue;
 pub mod images;
 pub mod layers;
 pub mod metrics;
+pub mod offload;
 pub mod router;
 pub mod server;
 pub mod telemetry;

@@ -32,12 +32,17 @@ impl AdmissionResult {
     }
 }
 
+/// The `stage` label values of `secrets_init_webhook_admission_timeouts_total`.
+pub const TIMEOUT_STAGES: [&str; 3] = ["cpu-queue", "cpu", "registry"];
+
 /// All metrics the webhook itself records.
 #[derive(Debug, Clone)]
 pub struct Metrics {
     pub registry: Registry,
     pub admission_requests: IntCounterVec,
     pub admission_duration: Histogram,
+    pub admission_request_bytes: Histogram,
+    pub admission_timeouts: IntCounterVec,
     pub tls_reloads: IntCounterVec,
     pub tls_cert_expiry: Gauge,
 }
@@ -62,6 +67,33 @@ impl Metrics {
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
         )?;
+        // What an operator looks at when admissions slow down: how big the requests are, and
+        // what the ones that ran out of time were waiting for.
+        let admission_request_bytes = Histogram::with_opts(
+            HistogramOpts::new(
+                "secrets_init_webhook_admission_request_bytes",
+                "Size of each /mutate request body. Requests of 64 KiB and more are worked on \
+                 off the runtime workers, a few at a time.",
+            )
+            .buckets(vec![
+                1024.0,
+                4096.0,
+                16384.0,
+                65536.0,
+                262_144.0,
+                1_048_576.0,
+                4_194_304.0,
+            ]),
+        )?;
+        let admission_timeouts = IntCounterVec::new(
+            Opts::new(
+                "secrets_init_webhook_admission_timeouts_total",
+                "Admissions denied because --request-timeout passed, by what they were waiting \
+                 for: cpu-queue (a turn to work on a large request), cpu (that work), registry \
+                 (image configs).",
+            ),
+            &["stage"],
+        )?;
         let tls_reloads = IntCounterVec::new(
             Opts::new(
                 "secrets_init_webhook_tls_reloads_total",
@@ -75,6 +107,8 @@ impl Metrics {
         )?;
         registry.register(Box::new(admission_requests.clone()))?;
         registry.register(Box::new(admission_duration.clone()))?;
+        registry.register(Box::new(admission_request_bytes.clone()))?;
+        registry.register(Box::new(admission_timeouts.clone()))?;
         registry.register(Box::new(tls_reloads.clone()))?;
         registry.register(Box::new(tls_cert_expiry.clone()))?;
         // Every label value exists from the start, so rate() and alerts see zeros.
@@ -84,6 +118,9 @@ impl Metrics {
         for r in ["ok", "error"] {
             tls_reloads.with_label_values(&[r]);
         }
+        for s in TIMEOUT_STAGES {
+            admission_timeouts.with_label_values(&[s]);
+        }
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -92,6 +129,8 @@ impl Metrics {
             registry,
             admission_requests,
             admission_duration,
+            admission_request_bytes,
+            admission_timeouts,
             tls_reloads,
             tls_cert_expiry,
         })

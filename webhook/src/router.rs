@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::layers::auth::{Auth, BearerToken};
 use crate::layers::{self, concurrency::Guard};
 use crate::metrics::Metrics;
+use crate::offload::CpuPool;
 
 /// Readiness, shared by the router (`/readyz`) and the server (turns it off on shutdown).
 #[derive(Debug, Clone)]
@@ -59,7 +60,8 @@ impl<S> std::ops::Deref for AppState<S> {
 #[derive(Debug)]
 pub struct Inner<S> {
     pub images: S,
-    pub mutation: mutation_modes::MutationConfig,
+    pub mutation: Arc<mutation_modes::MutationConfig>,
+    pub cpu: CpuPool,
     pub metrics: Metrics,
     pub readiness: Readiness,
     pub auth: Auth,
@@ -90,7 +92,8 @@ impl<S> AppState<S> {
         };
         Ok(Self::new(Inner {
             images,
-            mutation: crate::glue::mutation_config(config)?,
+            mutation: Arc::new(crate::glue::mutation_config(config)?),
+            cpu: CpuPool::for_this_machine(),
             metrics,
             readiness,
             auth: Auth {

@@ -121,8 +121,8 @@ async fn mutated_pod_runs_secrets_init_first() {
     let ops = r["patch"].as_array().expect("patch ops");
     assert!(
         ops.iter()
-            .any(|op| op["path"] == "/spec/containers/0/command/0"
-                && op["value"] == "/secrets-init/bin/secrets-init"),
+            .any(|op| op["path"] == "/spec/containers/0/command"
+                && op["value"][0] == "/secrets-init/bin/secrets-init"),
         "{ops:?}"
     );
     assert!(

@@ -10,13 +10,13 @@
 //!   with both tag and digest uses the tag (the variant is a different image, so the digest
 //!   does not apply); a digest-only reference is denied.
 
-use k8s_openapi::api::core::v1::Container;
-use oci_spec::distribution::Reference;
-
 use super::{MutationMode, PodAdditions};
 use crate::ModeKind;
+use crate::bounded::{VALUE_BYTES, clip, quoted};
 use crate::error::MutationError;
+use crate::image::parse_reference;
 use crate::select::Selected;
+use k8s_openapi::api::core::v1::Container;
 
 /// The contract's default template.
 pub const DEFAULT_TEMPLATE: &str = "{registry}/{repository}:{tag}-secrets-init";
@@ -89,19 +89,15 @@ impl ImageSwap {
     /// The variant of `image` that the template names.
     pub fn variant(&self, who: &Selected, image: &str) -> Result<String, MutationError> {
         let pieces = parse_template(&self.template)?;
-        let r: Reference = image
-            .parse()
-            .map_err(
-                |e: oci_spec::distribution::ParseError| MutationError::InvalidImage {
-                    what: format!("the image of {who}"),
-                    image: image.to_owned(),
-                    reason: e.to_string(),
-                },
-            )?;
+        let r = parse_reference(image).map_err(|reason| MutationError::InvalidImage {
+            what: format!("the image of {who}"),
+            image: quoted(image),
+            reason,
+        })?;
         let Some(tag) = r.tag() else {
             return Err(MutationError::DigestOnly {
                 container: who.to_string(),
-                image: image.to_owned(),
+                image: clip(image, VALUE_BYTES),
             });
         };
         let variant: String = pieces
@@ -113,16 +109,15 @@ impl ImageSwap {
                 Piece::Tag => tag,
             })
             .collect();
-        variant
-            .parse::<Reference>()
-            .map_err(|e| MutationError::InvalidImage {
-                what: format!(
-                    "the image-swap variant of {image} (template {:?}) for {who}",
-                    self.template
-                ),
-                image: variant.clone(),
-                reason: e.to_string(),
-            })?;
+        parse_reference(&variant).map_err(|reason| MutationError::InvalidImage {
+            what: format!(
+                "the image-swap variant of {} (template {:?}) for {who}",
+                clip(image, VALUE_BYTES),
+                self.template
+            ),
+            image: quoted(&variant),
+            reason,
+        })?;
         Ok(variant)
     }
 }

@@ -81,7 +81,7 @@ pub struct PodAdditions {
 /// One mutation strategy. The shared work (selection, command rewriting, probes, annotations,
 /// the patch) is done by [`crate::mutate_pod`]; a mode only says which image a container runs,
 /// what it adds to the pod, and what it changes in each mutated container besides the command.
-pub trait MutationMode: Send + Sync {
+pub trait MutationMode: Send + Sync + fmt::Debug {
     fn kind(&self) -> ModeKind;
 
     /// The image the mutated container will run (its config decides the program when the pod
