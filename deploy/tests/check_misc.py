@@ -9,6 +9,9 @@
     check_misc.py docs      OPERATIONS.md RULES.yaml   every alert is documented, no invalid metric names
     check_misc.py hcl       DIR                  every .tf / .tfvars* file parses (python-hcl2)
     check_misc.py promrule  CRD.yaml OUT         the rendered PrometheusRule's spec as a rules file
+    check_misc.py images    PRINT_CONFIG.yaml CHART   the chart's default images are the binary's defaults
+    check_misc.py release   WORKFLOW.yml CHART   the release workflow publishes the images and chart the
+                                                 chart defaults to, for amd64 and arm64, signed, with SBOM
 """
 
 from __future__ import annotations
@@ -295,6 +298,50 @@ def cmd_promrule(crd_path: str, out: str) -> None:
     print(f"promrule: wrote {out}")
 
 
+def _chart(chart_dir: str) -> tuple[dict, dict]:
+    d = pathlib.Path(chart_dir)
+    return (yaml.safe_load((d / "values.yaml").read_text(encoding="utf-8")),
+            yaml.safe_load((d / "Chart.yaml").read_text(encoding="utf-8")))
+
+
+def cmd_images(print_config: str, chart_dir: str) -> None:
+    binary = yaml.safe_load(pathlib.Path(print_config).read_text(encoding="utf-8"))
+    values, chart = _chart(chart_dir)
+    want = f"{values['secretsInit']['image']['repository']}:{chart['appVersion']}"
+    got = binary.get("secrets-init-image")
+    if got != want:
+        fail(f"the webhook binary defaults to --secrets-init-image {got!r}, the chart to {want!r} "
+             "(secretsInit.image.repository + appVersion): they must name the same published image")
+    owner = values["image"]["repository"].rsplit("/", 1)[0]
+    if owner != values["secretsInit"]["image"]["repository"].rsplit("/", 1)[0]:
+        fail(f"image.repository and secretsInit.image.repository live in different places: {owner!r}")
+    print(f"images: binary and chart default to {got} (webhook image {values['image']['repository']}:{chart['appVersion']})")
+
+
+def cmd_release(workflow: str, chart_dir: str) -> None:
+    text = pathlib.Path(workflow).read_text(encoding="utf-8")
+    wf = yaml.safe_load(text)
+    values, chart = _chart(chart_dir)
+    env = wf.get("env", {})
+    prefix = env.get("IMAGE_PREFIX", "")
+    problems = []
+    for key, repo in (("webhook", values["image"]["repository"]), ("secrets-init", values["secretsInit"]["image"]["repository"])):
+        if f"{prefix}/{repo.rsplit('/', 1)[1]}" != repo:
+            problems.append(f"the workflow publishes {key} as {prefix}/{repo.rsplit('/', 1)[1]}, the chart pulls {repo}")
+        if f"--target {key}" not in text and f"target: {key}" not in text:
+            problems.append(f"no image build for the Dockerfile target {key}")
+    for need, why in (("linux/amd64", "amd64 build"), ("linux/arm64", "arm64 build"),
+                      ("x86_64-unknown-linux-musl", "static amd64 binaries"), ("aarch64-unknown-linux-musl", "static arm64 binaries"),
+                      ("cosign sign", "image signing"), ("id-token: write", "keyless (OIDC) signing"),
+                      ("sbom", "an SBOM"), ("helm push", "the chart pushed"), ("oci://", "an OCI chart registry"),
+                      ("helm package", "the chart packaged")):
+        if need not in text:
+            problems.append(f"missing {why} ({need!r})")
+    if problems:
+        fail("release workflow: " + "; ".join(problems))
+    print(f"release: {workflow} publishes {prefix}/{{secrets-init-webhook,secrets-init}} (amd64+arm64, signed, SBOM) and the chart {chart['name']} as OCI")
+
+
 def main() -> None:
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -307,6 +354,8 @@ def main() -> None:
      "docs": lambda: cmd_docs(args[0], args[1]),
      "hcl": lambda: cmd_hcl(args[0]),
      "promrule": lambda: cmd_promrule(args[0], args[1]),
+     "images": lambda: cmd_images(args[0], args[1]),
+     "release": lambda: cmd_release(args[0], args[1]),
      }.get(cmd, lambda: (print(__doc__, file=sys.stderr), sys.exit(2)))()
 
 

@@ -1,20 +1,31 @@
 #!/usr/bin/env python3
 """Assertions on `helm template` output of deploy/helm/secrets-init-webhook.
 
-    check_rendered.py RENDERED.yaml --mode MODE --namespace NS [--rules RULES.yaml]
+    check_rendered.py CASE... --namespace NS [--rules RULES.yaml]
                       [--core-out CORE.yaml] [--crd-out CRD.yaml]
-    check_rendered.py RENDERED.yaml ... --self-test
+    check_rendered.py CASE... --namespace NS --rules RULES.yaml --self-test
 
-Checks the MutatingWebhookConfiguration (contract section 7 / issue 5), the Deployment's
-PSA-restricted security contexts, probes, config wiring, PDB, NetworkPolicy and the
-cert-manager / Prometheus Operator objects (which kubernetes-validate has no schema for,
-so they are cross-checked here against the core objects instead).
+A CASE is `RENDERED.yaml[,VALUES.yaml[,NOTES.txt]]`: the render, the values file it was
+rendered with (merged here over the chart's values.yaml the way Helm does, `null`
+deleting a key) and the NOTES that `helm install --dry-run=client` printed for it.
+Every switch of the chart is checked against its value: the MutatingWebhookConfiguration
+(contract section 7: matchConditions, the opt-out label, excluded namespaces,
+failurePolicy, timeouts), the Deployment (security contexts, hostNetwork/dnsPolicy, the
+webhook port everywhere it appears, topology spread, extra volumes), the webhook config
+file, NetworkPolicy, PrometheusRule (scoped copy of deploy/prometheus/rules.yaml),
+Grafana dashboard ConfigMap, commonLabels, extraObjects and the cert-manager objects
+(which kubernetes-validate has no schema for, so they are cross-checked here).
 
---core-out / --crd-out split the documents: core kinds go to kubernetes-validate
-(strict), custom resources are checked only here.
+Which keys the webhook binary accepts is not checked here: scripts/test-deploy runs the
+real binary with every rendered config (deploy/tests/webhook_smoke.py), which refuses
+unknown keys. Here the config may hold only keys the chart is meant to write.
 
---self-test breaks a known-good render in several ways and fails unless every
-breakage is caught, so the checks themselves are shown to be able to fail.
+--core-out / --crd-out (first case only) split the documents: core kinds go to
+kubernetes-validate (strict), custom resources are checked only here.
+
+--self-test breaks known-good renders in many ways and fails unless every breakage is
+caught (each breakage is applied to the first case it applies to; one that applies to
+none fails too), so the checks themselves are shown to be able to fail.
 """
 
 from __future__ import annotations
@@ -23,21 +34,37 @@ import argparse
 import base64
 import copy
 import hashlib
+import json
+import pathlib
 import re
 import sys
 
 import yaml
 
-# Keys the webhook accepts in its --config file (contract section 6, plus docker-config).
-ALLOWED_CONFIG_KEYS = {
+HERE = pathlib.Path(__file__).resolve().parent
+CHART = HERE.parent / "helm" / "secrets-init-webhook"
+DASHBOARD = HERE.parent / "grafana" / "secrets-init-webhook.json"
+
+# Keys the chart may write into the webhook's --config file (plus webhook.extraConfig's).
+CHART_CONFIG_KEYS = {
     "listen", "metrics-listen", "tls-cert", "tls-key", "mutation-mode", "secrets-init-image",
-    "aws-region", "insecure-registry", "image-swap-template", "request-timeout",
+    "aws-region", "insecure-registry", "image-swap-template", "request-timeout", "registry-timeout",
     "max-body-bytes", "read-timeout", "log-format", "docker-config", "shutdown-delay",
+    "registry-mirror", "init-container-cpu", "init-container-memory", "run-as-user",
 }
+# The webhook's own defaults for the keys the chart writes only when they differ.
+WEBHOOK_DEFAULTS = {"init-container-cpu": "50m", "init-container-memory": "64Mi", "run-as-user": "65532"}
 MODES = {"init-container", "shared-volume", "image-swap"}
 CRD_GROUPS = ("cert-manager.io/", "monitoring.coreos.com/")
 PSA_VOLUME_TYPES = {"configMap", "secret", "emptyDir", "projected", "downwardAPI",
                     "persistentVolumeClaim", "ephemeral", "csi", "image"}
+OPT_OUT = {"key": "secretsinit.io/webhook", "operator": "NotIn", "values": ["disabled"]}
+ALWAYS_EXCLUDED = ("kube-system", "kube-node-lease")
+DEFAULT_CONDITION = "secretsinit-candidate"
+SCOPE_ANY_RELEASE = 'deployment=~"(.+-)?secrets-init-webhook"'
+JOB_ANY_RELEASE = 'job=~"(.+-)?secrets-init-webhook"'
+# Annotations that configure a tool rather than the object have no place in the chart.
+TOOL_ANNOTATION = re.compile(r"^(checkov\.io|kics\.io|trivy\.|datree\.io|polaris\.|kube-score/)")
 
 
 class Failures:
@@ -49,9 +76,9 @@ class Failures:
             self.items.append(what)
 
 
-def parse_duration(text: str) -> float:
-    """'8', '8s', '500ms', '1m30s' -> seconds."""
-    text = str(text).strip()
+def parse_duration(text) -> float:
+    """'8', '8s', '500ms', '1m30s', '1s 500ms' (the webhook's --print-config) -> seconds."""
+    text = str(text).replace(" ", "")
     if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
         return float(text)
     total, pos = 0.0, 0
@@ -65,6 +92,43 @@ def parse_duration(text: str) -> float:
     return total
 
 
+def merge(base, over):
+    """Helm's value coalescing: maps merge, anything else replaces, null deletes."""
+    if not isinstance(base, dict) or not isinstance(over, dict):
+        return copy.deepcopy(over)
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_values(path: str | None) -> dict:
+    with open(CHART / "values.yaml", encoding="utf-8") as fh:
+        vals = yaml.safe_load(fh)
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            vals = merge(vals, yaml.safe_load(fh) or {})
+    return vals
+
+
+def effective_mode(vals: dict) -> str:
+    return vals["webhook"].get("mutationMode") or vals.get("mutationMode") or "init-container"
+
+
+def scope_expr(expr: str, namespace: str, fullname: str) -> str:
+    """The chart's scoping of a deploy/prometheus/rules.yaml expression to one release."""
+    scope = f'namespace="{namespace}", job="{fullname}"'
+    expr = expr.replace(SCOPE_ANY_RELEASE, f'namespace="{namespace}", deployment="{fullname}"')
+    expr = expr.replace(JOB_ANY_RELEASE, scope)
+    expr = re.sub(r"(secrets_init_webhook_[a-z_]+)\{", lambda m: f"{m.group(1)}{{{scope}, ", expr)
+    return re.sub(r"(secrets_init_webhook_[a-z_]+)([^a-z_{])", lambda m: f"{m.group(1)}{{{scope}}}{m.group(2)}", expr)
+
+
 def index(docs):
     by_kind: dict[str, list[dict]] = {}
     for d in docs:
@@ -72,40 +136,51 @@ def index(docs):
     return by_kind
 
 
-def one(by_kind, kind, f: Failures):
-    items = by_kind.get(kind, [])
+def one(by_kind, kind, f: Failures, name_suffix: str = ""):
+    items = [d for d in by_kind.get(kind, []) if d["metadata"]["name"].endswith(name_suffix)] if name_suffix else by_kind.get(kind, [])
     f.check(len(items) == 1, f"expected exactly one {kind}, found {len(items)}")
     return items[0] if items else None
 
 
-def config_keys_from_source(path: str) -> set[str]:
-    """The keys the webhook really accepts: FILE_KEYS in webhook/src/config.rs."""
-    with open(path, encoding="utf-8") as fh:
-        src = fh.read()
-    m = re.search(r"FILE_KEYS[^=]*=\s*&\[(.*?)\];", src, re.S)
-    if not m:
-        raise SystemExit(f"{path}: no FILE_KEYS table found; cannot check the chart's config keys")
-    keys = set(re.findall(r'\(\s*"([a-z0-9-]+)"\s*,', m.group(1)))
-    if not keys:
-        raise SystemExit(f"{path}: FILE_KEYS is empty")
-    return keys
-
-
-def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys: set[str] | None = None) -> list[str]:
-    allowed_keys = allowed_keys or ALLOWED_CONFIG_KEYS
+def check(docs, vals: dict, namespace: str, rules_path: str | None, notes: str | None = None) -> list[str]:
     f = Failures()
     k = index(docs)
-    for d in docs:
-        if d["kind"] not in ("MutatingWebhookConfiguration",):
-            f.check(d["metadata"].get("namespace") == namespace,
-                    f"{d['kind']}/{d['metadata']['name']}: namespace is not {namespace}")
+    wv = vals["webhook"]
+    mode = effective_mode(vals)
+    extras = []  # (kind, name without its template part) of webhook.extraObjects entries
+    for o in vals.get("extraObjects", []):
+        if isinstance(o, dict):
+            extras.append((o.get("kind", ""), re.sub(r"\{\{.*?\}\}", "", o["metadata"]["name"]).strip("'\"")))
 
+    def is_extra(d) -> bool:
+        return any(d["kind"] == kind and d["metadata"]["name"].endswith(suffix) for kind, suffix in extras)
+
+    dash_ns = vals["metrics"]["grafanaDashboard"].get("namespace") or namespace
+    for d in docs:
+        md = d["metadata"]
+        if d["kind"] == "MutatingWebhookConfiguration":
+            pass
+        elif d["kind"] == "ConfigMap" and md["name"].endswith("-dashboard"):
+            f.check(md.get("namespace") == dash_ns, f"dashboard ConfigMap must be in {dash_ns}")
+        else:
+            f.check(md.get("namespace") == namespace, f"{d['kind']}/{md['name']}: namespace is not {namespace}")
+        bad = [a for a in (md.get("annotations") or {}) if TOOL_ANNOTATION.match(a)]
+        f.check(not bad, f"{d['kind']}/{md['name']}: tool annotations {bad} do not belong on rendered objects")
+        if not is_extra(d):
+            labels = md.get("labels") or {}
+            for lk, lv in (vals.get("commonLabels") or {}).items():
+                f.check(labels.get(lk) == lv, f"{d['kind']}/{md['name']}: commonLabels {lk}={lv} missing")
+
+    cms = [d for d in k.get("ConfigMap", []) if d["metadata"]["name"] == next(
+        (x["metadata"]["name"] for x in k.get("Deployment", [])), None)]
     svc = one(k, "Service", f)
     dep = one(k, "Deployment", f)
-    cm = one(k, "ConfigMap", f)
+    cm = cms[0] if len(cms) == 1 else None
+    f.check(cm is not None, "expected one ConfigMap named like the Deployment (the webhook config)")
     mwc = one(k, "MutatingWebhookConfiguration", f)
     if not (svc and dep and cm and mwc):
         return f.items
+    fullname = dep["metadata"]["name"]
 
     pod = dep["spec"]["template"]["spec"]
     pod_labels = dep["spec"]["template"]["metadata"]["labels"]
@@ -114,30 +189,44 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
     named_ports = {p["name"]: p["containerPort"] for p in main.get("ports", [])}
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     mounts = {m["name"]: m for m in main.get("volumeMounts", [])}
+    port = wv["port"]
+    mport = vals["metrics"]["port"]
+    for lk, lv in (vals.get("commonLabels") or {}).items():
+        f.check(pod_labels.get(lk) == lv, f"pod template: commonLabels {lk}={lv} missing")
 
     # --- Service -------------------------------------------------------------------
     svc_ports = {p["name"]: p for p in svc["spec"]["ports"]}
     f.check(all(pod_labels.get(kk) == vv for kk, vv in svc["spec"]["selector"].items()),
             "Service selector does not match the pod labels")
-    f.check("https" in svc_ports and named_ports.get(svc_ports["https"]["targetPort"]) == 8443,
-            "Service port 'https' must target the container's 8443")
-    f.check("metrics" in svc_ports and named_ports.get("metrics") == 9090,
-            "metrics port must be 9090 and exposed by the Service")
+    f.check("https" in svc_ports and named_ports.get(svc_ports["https"]["targetPort"], svc_ports["https"]["targetPort"]) == port,
+            f"Service port 'https' must target the container's webhook.port {port}")
+    f.check("metrics" in svc_ports and named_ports.get("metrics") == mport,
+            f"metrics port must be {mport} and exposed by the Service")
 
     # --- MutatingWebhookConfiguration -------------------------------------------------
     whs = mwc.get("webhooks", [])
     f.check(len(whs) == 1, "MutatingWebhookConfiguration must hold exactly one webhook")
     wh = whs[0] if whs else {}
     f.check(wh.get("name") == "inject.secretsinit.io", "webhook name must be inject.secretsinit.io")
-    f.check(wh.get("failurePolicy") == "Fail", "failurePolicy must be Fail")
+    f.check(wh.get("failurePolicy") in ("Fail", "Ignore") and wh.get("failurePolicy") == wv["failurePolicy"],
+            f"failurePolicy must be webhook.failurePolicy ({wv['failurePolicy']})")
     f.check(wh.get("sideEffects") == "None", "sideEffects must be None")
     f.check(wh.get("reinvocationPolicy") == "IfNeeded", "reinvocationPolicy must be IfNeeded")
     f.check(wh.get("admissionReviewVersions") == ["v1"], "admissionReviewVersions must be [v1]")
     ts = wh.get("timeoutSeconds")
-    f.check(isinstance(ts, int) and 1 <= ts <= 10, "timeoutSeconds must be 1..10")
+    f.check(isinstance(ts, int) and 1 <= ts <= 30 and ts == wv["timeoutSeconds"],
+            f"timeoutSeconds must be webhook.timeoutSeconds ({wv['timeoutSeconds']}), 1..30")
     f.check(wh.get("rules") == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
                                  "resources": ["pods"], "scope": "Namespaced"}],
             "rules must be exactly pods CREATE (v1, Namespaced)")
+    conds = wh.get("matchConditions") or []
+    f.check(1 <= len(conds) <= 64, "matchConditions must be present (1..64 conditions)")
+    f.check(len({c.get("name") for c in conds}) == len(conds), "matchCondition names must be unique")
+    if wv.get("matchConditions"):
+        f.check(conds == wv["matchConditions"], "matchConditions must be webhook.matchConditions")
+    else:
+        f.check([c.get("name") for c in conds] == [DEFAULT_CONDITION],
+                f"default matchConditions must be the chart's one condition {DEFAULT_CONDITION}")
     cc = wh.get("clientConfig", {})
     s = cc.get("service", {})
     f.check(s.get("name") == svc["metadata"]["name"] and s.get("namespace") == namespace,
@@ -145,12 +234,23 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
     f.check(s.get("path") == "/mutate", "clientConfig path must be /mutate")
     f.check(s.get("port") == svc_ports.get("https", {}).get("port"), "clientConfig port must be the Service's https port")
     f.check("url" not in cc, "clientConfig must not use a url")
+    ns_exprs = wh.get("namespaceSelector", {}).get("matchExpressions", [])
     excluded = set()
-    for e in wh.get("namespaceSelector", {}).get("matchExpressions", []):
+    for e in ns_exprs:
         if e.get("key") == "kubernetes.io/metadata.name" and e.get("operator") == "NotIn":
             excluded |= set(e.get("values", []))
-    for ns in ("kube-system", "kube-node-lease", "cert-manager", namespace):
+    for ns in (*ALWAYS_EXCLUDED, namespace, *wv.get("excludedNamespaces", [])):
         f.check(ns in excluded, f"namespaceSelector must exclude namespace {ns}")
+    f.check(OPT_OUT in ns_exprs, "namespaceSelector must exclude namespaces labelled secretsinit.io/webhook=disabled")
+    f.check(not wh.get("namespaceSelector", {}).get("matchLabels"), "namespaceSelector must not require labels")
+    for e in wv.get("namespaceSelectorExpressions", []):
+        f.check(e in ns_exprs, f"namespaceSelectorExpressions entry {e} missing")
+    osel = wh.get("objectSelector", {})
+    f.check(OPT_OUT in osel.get("matchExpressions", []), "objectSelector must exclude pods labelled secretsinit.io/webhook=disabled")
+    user_sel = wv.get("objectSelector") or {}
+    f.check(osel.get("matchLabels", {}) == user_sel.get("matchLabels", {}), "objectSelector matchLabels must be webhook.objectSelector's")
+    for e in user_sel.get("matchExpressions", []):
+        f.check(e in osel.get("matchExpressions", []), f"objectSelector expression {e} missing")
 
     certs = {c["metadata"]["name"]: c for c in k.get("Certificate", [])}
     issuers = {i["metadata"]["name"]: i for i in k.get("Issuer", [])}
@@ -194,7 +294,7 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
             f.check(set(c["spec"]) <= allowed, f"Certificate {c['metadata']['name']}: unexpected keys {set(c['spec']) - allowed}")
             f.check(set(c["spec"]["issuerRef"]) <= {"name", "kind", "group"}, "issuerRef has unexpected keys")
 
-    # --- Deployment: replicas, spread, security ---------------------------------------
+    # --- Deployment: replicas, spread, host network, security ----------------------------
     hpas = k.get("HorizontalPodAutoscaler", [])
     if hpas:
         f.check("replicas" not in dep["spec"], "with an HPA the Deployment must not set replicas")
@@ -202,23 +302,42 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
         f.check(hpas[0]["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"], "HPA must target the Deployment")
     else:
         f.check(dep["spec"].get("replicas", 1) >= 2, "Deployment must run >= 2 replicas")
-    zone = [t for t in pod.get("topologySpreadConstraints", []) if t["topologyKey"] == "topology.kubernetes.io/zone"]
-    f.check(len(zone) == 1 and zone[0]["whenUnsatisfiable"] == "DoNotSchedule",
-            "topology spread across zones must be DoNotSchedule")
-    if zone:
-        f.check(all(pod_labels.get(kk) == vv for kk, vv in zone[0]["labelSelector"]["matchLabels"].items()),
-                "zone spread labelSelector must match the pods")
+    tsc = pod.get("topologySpreadConstraints", [])
+    if vals.get("topologySpreadConstraints"):
+        f.check(len(tsc) == len(vals["topologySpreadConstraints"]), "topologySpreadConstraints must be passed through")
+        for want, got in zip(vals["topologySpreadConstraints"], tsc):
+            f.check({kk: vv for kk, vv in got.items() if kk != "labelSelector" or "labelSelector" in want} == want,
+                    f"topologySpreadConstraints entry {want} not passed through as given")
+            f.check(all(pod_labels.get(kk) == vv for kk, vv in got.get("labelSelector", {}).get("matchLabels", {}).items())
+                    and got.get("labelSelector"), "passed-through spread constraints must select the pods")
+    else:
+        zone = [t for t in tsc if t["topologyKey"] == "topology.kubernetes.io/zone"]
+        want_zone = vals["topologySpread"]["zone"]["whenUnsatisfiable"]
+        f.check(len(zone) == 1 and zone[0]["whenUnsatisfiable"] == want_zone,
+                f"topology spread across zones must be {want_zone} (topologySpread.zone)")
+        if zone:
+            f.check(all(pod_labels.get(kk) == vv for kk, vv in zone[0]["labelSelector"]["matchLabels"].items()),
+                    "zone spread labelSelector must match the pods")
 
+    f.check(bool(pod.get("hostNetwork")) == bool(vals.get("hostNetwork")), f"pod hostNetwork must be {bool(vals.get('hostNetwork'))}")
+    want_dns = vals.get("dnsPolicy") or ("ClusterFirstWithHostNet" if vals.get("hostNetwork") else None)
+    f.check(pod.get("dnsPolicy") == want_dns, f"pod dnsPolicy must be {want_dns}, is {pod.get('dnsPolicy')}")
     psc = pod.get("securityContext", {})
+    f.check(psc == (vals.get("podSecurityContext") or {}), "pod securityContext must be podSecurityContext")
+    f.check(main.get("securityContext", {}) == (vals.get("securityContext") or {}), "container securityContext must be securityContext")
     f.check(psc.get("runAsNonRoot") is True, "pod securityContext.runAsNonRoot must be true")
     f.check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", "pod seccompProfile must be RuntimeDefault")
     f.check(psc.get("runAsUser", 1) != 0, "pod must not run as UID 0")
-    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+    for flag in ("hostPID", "hostIPC"):
         f.check(not pod.get(flag), f"pod must not set {flag}")
     f.check(pod.get("automountServiceAccountToken") is False, "pod must not mount the API token")
     for v in pod.get("volumes", []):
         kinds = set(v) - {"name"}
         f.check(kinds <= PSA_VOLUME_TYPES, f"volume {v['name']} uses a type outside PSA restricted: {kinds}")
+    for ev in vals.get("extraVolumes", []):
+        f.check(volumes.get(ev["name"]) == ev, f"extraVolumes entry {ev['name']} missing")
+    for em in vals.get("extraVolumeMounts", []):
+        f.check(mounts.get(em["name"]) == em, f"extraVolumeMounts entry {em['name']} missing")
     for c in containers:
         sc = c.get("securityContext", {})
         n = c["name"]
@@ -231,7 +350,7 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
         f.check(sc.get("runAsUser", psc.get("runAsUser", 1)) != 0, f"{n}: must not run as UID 0")
         seccomp = sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
         f.check(seccomp in ("RuntimeDefault", "Localhost"), f"{n}: seccompProfile must be RuntimeDefault")
-        f.check(not any(p.get("hostPort") for p in c.get("ports", [])), f"{n}: must not use hostPort")
+        f.check(not any(p.get("hostPort") for p in c.get("ports", [])), f"{n}: must not set hostPort (hostNetwork implies it)")
         res = c.get("resources", {})
         f.check("memory" in res.get("limits", {}) and "cpu" in res.get("requests", {}) and "memory" in res.get("requests", {}),
                 f"{n}: cpu/memory requests and a memory limit are required")
@@ -239,12 +358,12 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
     for c in containers:
         for key in ("env", "ports", "volumeMounts", "args"):
             f.check(key not in c or c[key] is not None, f"{c['name']}: {key} is rendered empty (null)")
-    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+    f.check(named_ports.get("https") == port, f"container port 'https' must be webhook.port {port}")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")):
         g = main.get(probe, {}).get("httpGet", {})
-        port = g.get("port")
-        port = named_ports.get(port, port)
-        f.check(g.get("path") == path and g.get("scheme") == "HTTPS" and port == 8443,
-                f"{probe} must be HTTPS GET {path} on 8443")
+        p = named_ports.get(g.get("port"), g.get("port"))
+        f.check(g.get("path") == path and g.get("scheme") == "HTTPS" and p == port,
+                f"{probe} must be HTTPS GET {path} on webhook.port {port}")
 
     # --- config file wiring ------------------------------------------------------------
     args = main.get("args", [])
@@ -258,18 +377,25 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
                 f"--config {cfg_path} is not a key of the mounted ConfigMap")
     raw = cm["data"].get("config.yaml", "")
     cfg = yaml.safe_load(raw) or {}
-    unknown = set(cfg) - allowed_keys
-    f.check(not unknown, f"config.yaml has keys the webhook does not accept: {sorted(unknown)}")
+    unknown = set(cfg) - CHART_CONFIG_KEYS - set(wv.get("extraConfig") or {})
+    f.check(not unknown, f"config.yaml has keys the chart does not write: {sorted(unknown)}")
     f.check(cfg.get("mutation-mode") == mode, f"config mutation-mode must be {mode}, is {cfg.get('mutation-mode')}")
     f.check(cfg.get("mutation-mode") in MODES, "config mutation-mode is not a contract mode")
     tls_mp = mounts.get("tls", {}).get("mountPath", "\0")
     f.check(str(cfg.get("tls-cert", "")).startswith(tls_mp + "/") and str(cfg.get("tls-key", "")).startswith(tls_mp + "/"),
             "tls-cert/tls-key must live in the mounted TLS Secret (reloaded on rotation)")
-    f.check(cfg.get("listen", "").endswith(":8443") and cfg.get("metrics-listen", "").endswith(":9090"),
-            "listen/metrics-listen must be :8443/:9090")
+    f.check(cfg.get("listen") == f"0.0.0.0:{port}" and cfg.get("metrics-listen") == f"0.0.0.0:{mport}",
+            f"listen/metrics-listen must be :{port}/:{mport} (webhook.port, metrics.port)")
     try:
-        f.check(parse_duration(cfg.get("request-timeout", "8s")) < (ts or 0),
-                "request-timeout must be shorter than the API server's timeoutSeconds")
+        req = parse_duration(cfg.get("request-timeout", "8s"))
+        reg = parse_duration(cfg.get("registry-timeout", "6s"))
+        f.check("request-timeout" in cfg and "registry-timeout" in cfg, "request-timeout and registry-timeout must be rendered")
+        f.check(0 < req < (ts or 0), f"request-timeout ({req}s) must be strictly below timeoutSeconds ({ts})")
+        f.check(0 < reg < req, f"registry-timeout ({reg}s) must be strictly below request-timeout ({req}s)")
+        if str(wv.get("requestTimeout", "")) != "":
+            f.check(req == parse_duration(str(wv["requestTimeout"])), "request-timeout must be webhook.requestTimeout")
+        if str(wv.get("registryTimeout", "")) != "":
+            f.check(reg == parse_duration(str(wv["registryTimeout"])), "registry-timeout must be webhook.registryTimeout")
     except ValueError as e:
         f.check(False, str(e))
     try:
@@ -278,6 +404,15 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
                 "terminationGracePeriodSeconds must exceed shutdown-delay + 20s drain")
     except ValueError as e:
         f.check(False, str(e))
+    ic = vals["secretsInit"]["initContainer"]
+    for key, val in (("init-container-cpu", ic["cpu"]), ("init-container-memory", ic["memory"]), ("run-as-user", ic["runAsUser"])):
+        if str(val) == WEBHOOK_DEFAULTS[key]:
+            f.check(key not in cfg, f"{key} equals the webhook's default and is left out of the config")
+        else:
+            f.check(str(cfg.get(key)) == str(val), f"config {key} must be {val}")
+    f.check(cfg.get("registry-mirror", []) == wv.get("registryMirrors", []), "registry-mirror must be webhook.registryMirrors")
+    for key, val in (wv.get("extraConfig") or {}).items():
+        f.check(cfg.get(key) == val, f"extraConfig {key} not rendered")
     if "docker-config" in cfg:
         dmp = mounts.get("docker-config", {}).get("mountPath", "\0")
         f.check(cfg["docker-config"].startswith(dmp + "/"), "docker-config must be in the mounted Secret")
@@ -287,6 +422,10 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
     for ref in (main["image"], cfg.get("secrets-init-image", "")):
         f.check("@sha256:" in ref or re.search(r":[A-Za-z0-9_][A-Za-z0-9_.-]*$", ref.rsplit("/", 1)[-1]) is not None,
                 f"image {ref} must be pinned by digest or tag")
+    f.check(main["image"].startswith(vals["image"]["repository"] + ("@" if vals["image"].get("digest") else ":")),
+            "webhook image must come from image.repository")
+    f.check(cfg.get("secrets-init-image", "").startswith(vals["secretsInit"]["image"]["repository"]),
+            "secrets-init-image must come from secretsInit.image.repository")
 
     # --- ServiceAccount ------------------------------------------------------------------
     sas = k.get("ServiceAccount", [])
@@ -302,16 +441,21 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
                 "PDB selector must match the pods")
 
     # --- NetworkPolicy -------------------------------------------------------------------
-    np_ = one(k, "NetworkPolicy", f)
-    if np_:
-        sp = np_["spec"]
+    nps = k.get("NetworkPolicy", [])
+    f.check(len(nps) == (1 if vals["networkPolicy"]["enabled"] else 0),
+            f"NetworkPolicy must be rendered exactly when networkPolicy.enabled ({vals['networkPolicy']['enabled']})")
+    if nps and vals["networkPolicy"]["enabled"]:
+        sp = nps[0]["spec"]
+        npv = vals["networkPolicy"]
         f.check(all(pod_labels.get(kk) == vv for kk, vv in sp["podSelector"]["matchLabels"].items()),
                 "NetworkPolicy must select the webhook pods")
         f.check(set(sp.get("policyTypes", [])) == {"Ingress", "Egress"}, "NetworkPolicy must restrict Ingress and Egress")
         in_ports = {(p["port"], p.get("protocol", "TCP")) for r in sp.get("ingress", []) for p in r.get("ports", [])}
-        f.check(in_ports == {(8443, "TCP"), (9090, "TCP")}, f"ingress must allow exactly 8443 and 9090, allows {in_ports}")
-        metrics_rules = [r for r in sp.get("ingress", []) if any(p["port"] == 9090 for p in r.get("ports", []))]
-        f.check(all(r.get("from") for r in metrics_rules), "metrics ingress must be limited to Prometheus' namespace")
+        f.check(in_ports == {(port, "TCP"), (mport, "TCP")}, f"ingress must allow exactly {port} and {mport}, allows {in_ports}")
+        metrics_rules = [r for r in sp.get("ingress", []) if any(p["port"] == mport for p in r.get("ports", []))]
+        f.check(bool(metrics_rules) and all(r.get("from") == [{"namespaceSelector": npv["metricsNamespaceSelector"],
+                                                               "podSelector": npv["metricsPodSelector"]}] for r in metrics_rules),
+                "metrics ingress must be limited to networkPolicy.metricsNamespaceSelector/metricsPodSelector")
         eg_ports = {(p["port"], p.get("protocol", "TCP")) for r in sp.get("egress", []) for p in r.get("ports", [])}
         for need in ((53, "UDP"), (53, "TCP"), (443, "TCP")):
             f.check(need in eg_ports, f"egress must allow {need[0]}/{need[1]}")
@@ -324,67 +468,229 @@ def check(docs, mode: str, namespace: str, rules_path: str | None, allowed_keys:
         f.check(all(e.get("path", "/metrics") == "/metrics" for e in eps), "ServiceMonitor must scrape /metrics")
         sel = sm["spec"]["selector"]["matchLabels"]
         f.check(all(svc["metadata"]["labels"].get(kk) == vv for kk, vv in sel.items()), "ServiceMonitor must select the Service")
-    for pr in k.get("PrometheusRule", []):
-        if rules_path:
-            with open(rules_path, encoding="utf-8") as fh:
-                want = yaml.safe_load(fh)["groups"]
-            f.check(pr["spec"]["groups"] == want, "PrometheusRule groups must equal deploy/prometheus/rules.yaml")
+        f.check(svc["metadata"]["name"] == fullname, "the Service (the ServiceMonitor's job label) must be named like the release")
+    prv = vals["metrics"]["prometheusRule"]
+    prs = k.get("PrometheusRule", [])
+    f.check(len(prs) == (1 if prv["enabled"] else 0), "PrometheusRule must be rendered exactly when metrics.prometheusRule.enabled")
+    if prs and rules_path:
+        with open(rules_path, encoding="utf-8") as fh:
+            src = yaml.safe_load(fh)["groups"]
+        src_alerts = [r for g in src for r in g["rules"] if "alert" in r]
+        f.check({r["alert"] for r in src_alerts} == set(prv["alerts"]),
+                "metrics.prometheusRule.alerts must have a switch for exactly the alerts of rules.yaml")
+        got = {r["alert"]: r for g in prs[0]["spec"]["groups"] for r in g["rules"] if "alert" in r}
+        want = [r for r in src_alerts if prv["alerts"].get(r["alert"], True)]
+        f.check(set(got) == {r["alert"] for r in want}, f"PrometheusRule alerts {sorted(got)} must be the enabled ones of rules.yaml")
+        base = prv["runbookBaseUrl"].rstrip("/")
+        for r in want:
+            g = got.get(r["alert"])
+            if not g:
+                continue
+            n = r["alert"]
+            f.check(g["expr"] == scope_expr(r["expr"], namespace, fullname), f"{n}: expr must be rules.yaml's, scoped to this release")
+            f.check(g.get("for") == r.get("for"), f"{n}: 'for' differs from rules.yaml")
+            f.check(g["labels"] == {**prv.get("alertLabels", {}), **r["labels"]}, f"{n}: labels must be rules.yaml's plus alertLabels")
+            ann = dict(g.get("annotations", {}))
+            url = ann.pop("runbook_url", "")
+            f.check(url == base + "#" + r["annotations"]["runbook_url"].split("#", 1)[1],
+                    f"{n}: runbook_url must be runbookBaseUrl#anchor, is {url}")
+            f.check(url.startswith(("https://", "http://")), f"{n}: runbook_url must be absolute")
+            f.check(ann == {kk: vv for kk, vv in r["annotations"].items() if kk != "runbook_url"}, f"{n}: annotations differ from rules.yaml")
+            f.check("=~" not in g["expr"] or "(.+-)?secrets-init-webhook" not in g["expr"], f"{n}: still matches any release")
+        nr = got.get("SecretsInitWebhookNoReplicasAvailable")
+        if nr:
+            f.check(f'deployment="{fullname}"' in nr["expr"] and f'namespace="{namespace}"' in nr["expr"],
+                    "NoReplicasAvailable must select this release's Deployment by name and namespace")
+
+    # --- Grafana dashboard --------------------------------------------------------------------
+    gd = vals["metrics"]["grafanaDashboard"]
+    dash = [d for d in k.get("ConfigMap", []) if d["metadata"]["name"] == f"{fullname}-dashboard"]
+    f.check(len(dash) == (1 if gd["enabled"] else 0), "dashboard ConfigMap must be rendered exactly when grafanaDashboard.enabled")
+    if dash:
+        d = dash[0]
+        f.check(all(d["metadata"]["labels"].get(kk) == vv for kk, vv in gd["labels"].items()),
+                "dashboard ConfigMap must carry grafanaDashboard.labels (the sidecar's selector)")
+        f.check((d["metadata"].get("annotations") or {}) == gd.get("annotations", {}), "dashboard annotations must be grafanaDashboard.annotations")
+        data = list(d["data"].values())
+        f.check(len(data) == 1 and json.loads(data[0]) == json.loads(DASHBOARD.read_text(encoding="utf-8")),
+                "dashboard ConfigMap must hold deploy/grafana/secrets-init-webhook.json")
+
+    # --- extraObjects ----------------------------------------------------------------------
+    for kind, suffix in extras:
+        f.check(any(d["metadata"]["name"].endswith(suffix) for d in k.get(kind, [])), f"extraObjects {kind} *{suffix} not rendered")
+
+    # --- NOTES -------------------------------------------------------------------------------
+    if notes is not None:
+        ignore_warning = "WARNING: webhook.failurePolicy is Ignore" in notes
+        f.check(ignore_warning == (wv["failurePolicy"] == "Ignore"), "NOTES must warn exactly when failurePolicy is Ignore")
+        deprecated = "DEPRECATED: webhook.mutationMode" in notes
+        f.check(deprecated == bool(wv.get("mutationMode")), "NOTES must carry the deprecation line exactly when webhook.mutationMode is set")
+        f.check(("hostNetwork is on" in notes) == bool(vals.get("hostNetwork")), "NOTES must explain hostNetwork exactly when it is on")
+        f.check(f"(mutation mode: {mode})" in notes, "NOTES must name the mutation mode")
     return f.items
 
 
-def self_test(docs, mode, namespace, rules_path) -> int:
-    base = check(docs, mode, namespace, rules_path)
-    if base:
-        print("self-test needs a passing render; it has failures:\n  " + "\n  ".join(base), file=sys.stderr)
-        return 1
+def check_defaults() -> list[str]:
+    """What the chart promises out of the box (contract section 7, issue 14)."""
+    f = Failures()
+    v = load_values(None)
+    f.check(v["webhook"]["failurePolicy"] == "Fail", "default failurePolicy must be Fail")
+    f.check(v["webhook"]["timeoutSeconds"] == 10, "default webhook.timeoutSeconds must be 10")
+    f.check(v["mutationMode"] == "init-container" and not v["webhook"]["mutationMode"], "default mode: top-level mutationMode init-container")
+    f.check(v["topologySpread"]["zone"]["whenUnsatisfiable"] == "ScheduleAnyway", "default zone spread must be ScheduleAnyway")
+    f.check(v["networkPolicy"]["enabled"] is False, "NetworkPolicy must be off by default")
+    f.check(v["webhook"]["matchConditions"] == [], "default matchConditions must be the chart's (empty value)")
+    f.check(v["image"]["repository"] == "ghcr.io/secrets-init/secrets-init-webhook", "default webhook image must be ghcr.io/secrets-init/secrets-init-webhook")
+    f.check(v["secretsInit"]["image"]["repository"] == "ghcr.io/secrets-init/secrets-init", "default secrets-init image must be ghcr.io/secrets-init/secrets-init")
+    return f.items
 
-    def find(ds, kind):
-        return next(d for d in ds if d["kind"] == kind)
+
+def self_test(cases, namespace, rules_path) -> int:
+    for docs, vals, notes, name in cases:
+        base = check(docs, vals, namespace, rules_path, notes)
+        if base:
+            print(f"self-test needs passing renders; {name} has failures:\n  " + "\n  ".join(base), file=sys.stderr)
+            return 1
+
+    def find(ds, kind, suffix=None):
+        for d in ds:
+            if d["kind"] == kind and (suffix is None or d["metadata"]["name"].endswith(suffix)):
+                return d
+        raise LookupError(kind)
+
+    def wh(ds):
+        return find(ds, "MutatingWebhookConfiguration")["webhooks"][0]
+
+    def pod(ds):
+        return find(ds, "Deployment")["spec"]["template"]["spec"]
+
+    def cfg_edit(ds, fn):
+        cm = next(d for d in ds if d["kind"] == "ConfigMap" and d["metadata"]["name"] == find(ds, "Deployment")["metadata"]["name"])
+        c = yaml.safe_load(cm["data"]["config.yaml"])
+        fn(c)
+        cm["data"]["config.yaml"] = yaml.safe_dump(c)
+        find(ds, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"] = \
+            hashlib.sha256(cm["data"]["config.yaml"].rstrip("\n").encode()).hexdigest()
+
+    def rules(ds):
+        return find(ds, "PrometheusRule")["spec"]["groups"][0]["rules"]
+
+    def need(cond):
+        if not cond:
+            raise LookupError("not applicable")
 
     breakages = {
-        "failurePolicy Ignore": lambda ds: find(ds, "MutatingWebhookConfiguration")["webhooks"][0].update(failurePolicy="Ignore"),
-        "timeoutSeconds 30": lambda ds: find(ds, "MutatingWebhookConfiguration")["webhooks"][0].update(timeoutSeconds=30),
-        "UPDATE added": lambda ds: find(ds, "MutatingWebhookConfiguration")["webhooks"][0]["rules"][0]["operations"].append("UPDATE"),
-        "own namespace not excluded": lambda ds: find(ds, "MutatingWebhookConfiguration")["webhooks"][0].update(namespaceSelector={}),
-        "privilege escalation": lambda ds: find(ds, "Deployment")["spec"]["template"]["spec"]["containers"][0]["securityContext"].update(allowPrivilegeEscalation=True),
-        "writable root fs": lambda ds: find(ds, "Deployment")["spec"]["template"]["spec"]["containers"][0]["securityContext"].pop("readOnlyRootFilesystem"),
-        "no seccomp": lambda ds: [find(ds, "Deployment")["spec"]["template"]["spec"]["securityContext"].pop("seccompProfile"),
-                                  find(ds, "Deployment")["spec"]["template"]["spec"]["containers"][0]["securityContext"].pop("seccompProfile")],
-        "hostPath volume": lambda ds: find(ds, "Deployment")["spec"]["template"]["spec"]["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
-        "one replica": lambda ds: find(ds, "Deployment")["spec"].update(replicas=1) if "replicas" in find(ds, "Deployment")["spec"] else ds.remove(find(ds, "HorizontalPodAutoscaler")) or find(ds, "Deployment")["spec"].update(replicas=1),
-        "zone spread soft": lambda ds: find(ds, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"][0].update(whenUnsatisfiable="ScheduleAnyway"),
-        "readiness on http": lambda ds: find(ds, "Deployment")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"].update(scheme="HTTP"),
-        "unknown config key": lambda ds: find(ds, "ConfigMap")["data"].update({"config.yaml": find(ds, "ConfigMap")["data"]["config.yaml"] + "colour: blue\n"}),
-        "stale checksum": lambda ds: find(ds, "Deployment")["spec"]["template"]["metadata"]["annotations"].update({"checksum/config": "0" * 64}),
-        "pdb minAvailable 0": lambda ds: find(ds, "PodDisruptionBudget")["spec"].update(minAvailable=0),
-        "egress without DNS": lambda ds: find(ds, "NetworkPolicy")["spec"].update(egress=[r for r in find(ds, "NetworkPolicy")["spec"]["egress"] if not any(p["port"] == 53 for p in r["ports"])]),
+        "failurePolicy flipped": lambda ds, v: wh(ds).update(failurePolicy="Ignore" if wh(ds)["failurePolicy"] == "Fail" else "Fail"),
+        "timeoutSeconds 31": lambda ds, v: wh(ds).update(timeoutSeconds=31),
+        "UPDATE added": lambda ds, v: wh(ds)["rules"][0]["operations"].append("UPDATE"),
+        "no matchConditions": lambda ds, v: wh(ds).pop("matchConditions"),
+        "default matchCondition renamed": lambda ds, v: (need(not v["webhook"]["matchConditions"]), wh(ds)["matchConditions"][0].update(name="x")),
+        "own namespace not excluded": lambda ds, v: wh(ds).update(namespaceSelector={}),
+        "kube-system not excluded": lambda ds, v: wh(ds)["namespaceSelector"]["matchExpressions"][0]["values"].remove("kube-system"),
+        "namespace opt-out label ignored": lambda ds, v: wh(ds)["namespaceSelector"]["matchExpressions"].remove(OPT_OUT),
+        "pod opt-out label ignored": lambda ds, v: wh(ds).pop("objectSelector"),
+        "privilege escalation": lambda ds, v: pod(ds)["containers"][0]["securityContext"].update(allowPrivilegeEscalation=True),
+        "writable root fs": lambda ds, v: pod(ds)["containers"][0]["securityContext"].pop("readOnlyRootFilesystem"),
+        "no seccomp": lambda ds, v: [pod(ds)["securityContext"].pop("seccompProfile"), pod(ds)["containers"][0]["securityContext"].pop("seccompProfile")],
+        "securityContext not podSecurityContext": lambda ds, v: pod(ds)["securityContext"].update(runAsUser=1000),
+        "hostPath volume": lambda ds, v: pod(ds)["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+        "unasked hostNetwork": lambda ds, v: (need(not v.get("hostNetwork")), pod(ds).update(hostNetwork=True)),
+        "hostNetwork without its dnsPolicy": lambda ds, v: (need(v.get("hostNetwork")), pod(ds).pop("dnsPolicy")),
+        "one replica": lambda ds, v: (need("replicas" in find(ds, "Deployment")["spec"]), find(ds, "Deployment")["spec"].update(replicas=1)),
+        "zone spread hard by default": lambda ds, v: (need(not v.get("topologySpreadConstraints")), pod(ds)["topologySpreadConstraints"][0].update(whenUnsatisfiable="DoNotSchedule")),
+        "spread passthrough dropped": lambda ds, v: (need(v.get("topologySpreadConstraints")), pod(ds).update(topologySpreadConstraints=[])),
+        "readiness on http": lambda ds, v: pod(ds)["containers"][0]["readinessProbe"]["httpGet"].update(scheme="HTTP"),
+        "container port not webhook.port": lambda ds, v: pod(ds)["containers"][0]["ports"][0].update(containerPort=v["webhook"]["port"] + 1),
+        "listen not webhook.port": lambda ds, v: cfg_edit(ds, lambda c: c.update(listen="0.0.0.0:8444")),
+        "probe on a fixed port": lambda ds, v: (need(v["webhook"]["port"] != 8443), pod(ds)["containers"][0]["livenessProbe"]["httpGet"].update(port=8443)),
+        "unknown config key": lambda ds, v: cfg_edit(ds, lambda c: c.update(colour="blue")),
+        "request-timeout = timeoutSeconds": lambda ds, v: cfg_edit(ds, lambda c: c.update({"request-timeout": f"{wh(ds)['timeoutSeconds']}s"})),
+        "registry-timeout = request-timeout": lambda ds, v: cfg_edit(ds, lambda c: c.update({"registry-timeout": c["request-timeout"]})),
+        "default run-as-user rendered": lambda ds, v: (need(str(v["secretsInit"]["initContainer"]["runAsUser"]) == "65532"), cfg_edit(ds, lambda c: c.update({"run-as-user": "65532"}))),
+        "run-as-user none lost": lambda ds, v: (need(v["secretsInit"]["initContainer"]["runAsUser"] == "none"), cfg_edit(ds, lambda c: c.pop("run-as-user"))),
+        "init-container-cpu lost": lambda ds, v: (need(v["secretsInit"]["initContainer"]["cpu"] != "50m"), cfg_edit(ds, lambda c: c.pop("init-container-cpu"))),
+        "registry mirror lost": lambda ds, v: (need(v["webhook"]["registryMirrors"]), cfg_edit(ds, lambda c: c.pop("registry-mirror"))),
+        "stale checksum": lambda ds, v: find(ds, "Deployment")["spec"]["template"]["metadata"]["annotations"].update({"checksum/config": "0" * 64}),
+        "pdb minAvailable 0": lambda ds, v: find(ds, "PodDisruptionBudget")["spec"].update(minAvailable=0),
+        "checkov annotation": lambda ds, v: find(ds, "Deployment")["metadata"].setdefault("annotations", {}).update({"checkov.io/skip1": "CKV_K8S_15=x"}),
+        "NetworkPolicy though disabled": lambda ds, v: (need(not v["networkPolicy"]["enabled"]), ds.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x", "namespace": find(ds, "Deployment")["metadata"]["namespace"]}, "spec": {}})),
+        "egress without DNS": lambda ds, v: find(ds, "NetworkPolicy")["spec"].update(egress=[r for r in find(ds, "NetworkPolicy")["spec"]["egress"] if not any(p["port"] == 53 for p in r["ports"])]),
+        "metrics open to every namespace": lambda ds, v: [r.update({"from": [{"namespaceSelector": {}}]}) for r in find(ds, "NetworkPolicy")["spec"]["ingress"] if r["ports"][0]["port"] == v["metrics"]["port"]],
+        "NetworkPolicy on 8443 regardless": lambda ds, v: (need(v["webhook"]["port"] != 8443), find(ds, "NetworkPolicy")["spec"]["ingress"][0]["ports"][0].update(port=8443)),
+        "extra volume dropped": lambda ds, v: (need(v["extraVolumes"]), pod(ds).update(volumes=[x for x in pod(ds)["volumes"] if x["name"] != v["extraVolumes"][0]["name"]])),
+        "extra mount dropped": lambda ds, v: (need(v["extraVolumeMounts"]), pod(ds)["containers"][0].update(volumeMounts=pod(ds)["containers"][0]["volumeMounts"][:-1])),
+        "commonLabels missing on the Service": lambda ds, v: (need(v["commonLabels"]), find(ds, "Service")["metadata"]["labels"].pop(next(iter(v["commonLabels"])))),
+        "extraObject not rendered": lambda ds, v: (need(v["extraObjects"]), ds.remove(find(ds, "ConfigMap", "-extra"))),
+        "disabled alert still rendered": lambda ds, v: (need(not all(v["metrics"]["prometheusRule"]["alerts"].values())), rules(ds).append(copy.deepcopy(rules(ds)[0]) | {"alert": next(a for a, on in v["metrics"]["prometheusRule"]["alerts"].items() if not on)})),
+        "relative runbook_url": lambda ds, v: rules(ds)[0]["annotations"].update(runbook_url="docs/operations.md#x"),
+        "NoReplicas for any release": lambda ds, v: next(r for r in rules(ds) if r.get("alert") == "SecretsInitWebhookNoReplicasAvailable").update(expr=f"kube_deployment_status_replicas_available{{{SCOPE_ANY_RELEASE}}} == 0"),
+        "absent-scrape alert missing": lambda ds, v: find(ds, "PrometheusRule")["spec"]["groups"][0].update(rules=[r for r in rules(ds) if r.get("alert") != "SecretsInitWebhookMetricsAbsent"]),
+        "alert unscoped": lambda ds, v: next(r for r in rules(ds) if r.get("alert") == "SecretsInitWebhookErrors").update(expr="sum(rate(secrets_init_webhook_admission_requests_total[5m])) > 1"),
+        "dashboard without sidecar label": lambda ds, v: find(ds, "ConfigMap", "-dashboard")["metadata"]["labels"].pop("grafana_dashboard"),
+        "dashboard stale": lambda ds, v: find(ds, "ConfigMap", "-dashboard")["data"].update({"secrets-init-webhook.json": "{}"}),
     }
-    missed = []
+    note_breakages = {
+        "NOTES without the Ignore warning": lambda n, v: (need(v["webhook"]["failurePolicy"] == "Ignore"), n.replace("WARNING: webhook.failurePolicy is Ignore", ""))[1],
+        "NOTES without the deprecation line": lambda n, v: (need(v["webhook"]["mutationMode"]), n.replace("DEPRECATED: webhook.mutationMode", ""))[1],
+        "NOTES warn about Ignore under Fail": lambda n, v: (need(v["webhook"]["failurePolicy"] == "Fail"), n + "\nWARNING: webhook.failurePolicy is Ignore")[1],
+    }
+    missed, unapplied = [], []
     for name, breakit in breakages.items():
-        ds = copy.deepcopy(docs)
-        breakit(ds)
-        if not check(ds, mode, namespace, rules_path):
-            missed.append(name)
-    if missed:
-        print(f"self-test: these breakages were NOT detected: {missed}", file=sys.stderr)
+        for docs, vals, notes, _ in cases:
+            ds = copy.deepcopy(docs)
+            try:
+                breakit(ds, vals)
+            except (LookupError, KeyError, IndexError, StopIteration):
+                continue
+            if not check(ds, vals, namespace, rules_path, notes):
+                missed.append(name)
+            break
+        else:
+            unapplied.append(name)
+    for name, breakit in note_breakages.items():
+        for docs, vals, notes, _ in cases:
+            if notes is None:
+                continue
+            try:
+                broken = breakit(notes, vals)
+            except LookupError:
+                continue
+            if not check(docs, vals, namespace, rules_path, broken):
+                missed.append(name)
+            break
+        else:
+            unapplied.append(name)
+    if missed or unapplied:
+        if missed:
+            print(f"self-test: these breakages were NOT detected: {missed}", file=sys.stderr)
+        if unapplied:
+            print(f"self-test: these breakages applied to none of the given renders: {unapplied}", file=sys.stderr)
         return 1
-    print(f"self-test: all {len(breakages)} breakages detected")
+    print(f"self-test: all {len(breakages) + len(note_breakages)} breakages detected (over {len(cases)} renders)")
     return 0
+
+
+def load_case(spec: str):
+    parts = spec.split(",")
+    rendered = parts[0]
+    values = parts[1] if len(parts) > 1 and parts[1] else None
+    notes = pathlib.Path(parts[2]).read_text(encoding="utf-8") if len(parts) > 2 and parts[2] else None
+    with open(rendered, encoding="utf-8") as fh:
+        docs = [d for d in yaml.safe_load_all(fh) if d]
+    return docs, load_values(values), notes, rendered
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("rendered")
-    ap.add_argument("--mode", required=True, choices=sorted(MODES))
+    ap.add_argument("cases", nargs="+", metavar="RENDERED[,VALUES[,NOTES]]")
     ap.add_argument("--namespace", required=True)
     ap.add_argument("--rules")
     ap.add_argument("--core-out")
     ap.add_argument("--crd-out")
     ap.add_argument("--self-test", action="store_true")
-    ap.add_argument("--config-keys-from", help="webhook/src/config.rs: check config keys against its FILE_KEYS")
     a = ap.parse_args()
-    with open(a.rendered, encoding="utf-8") as fh:
-        docs = [d for d in yaml.safe_load_all(fh) if d]
+    cases = [load_case(c) for c in a.cases]
+    docs = cases[0][0]
     if a.core_out or a.crd_out:
         core = [d for d in docs if not d["apiVersion"].startswith(CRD_GROUPS)]
         crd = [d for d in docs if d["apiVersion"].startswith(CRD_GROUPS)]
@@ -400,17 +706,22 @@ def main() -> int:
             with open(a.crd_out, "w", encoding="utf-8") as fh:
                 yaml.safe_dump_all(crd, fh, sort_keys=False)
     if a.self_test:
-        return self_test(docs, a.mode, a.namespace, a.rules)
-    allowed = config_keys_from_source(a.config_keys_from) if a.config_keys_from else None
-    failures = check(docs, a.mode, a.namespace, a.rules, allowed)
-    if failures:
-        print(f"{a.rendered}: {len(failures)} problem(s):", file=sys.stderr)
-        for x in failures:
-            print(f"  - {x}", file=sys.stderr)
-        return 1
-    kinds = sorted({d["kind"] for d in docs})
-    print(f"{a.rendered}: OK ({len(docs)} objects: {', '.join(kinds)})")
-    return 0
+        return self_test(cases, a.namespace, a.rules)
+    rc = 0
+    for x in check_defaults():
+        print(f"chart defaults: {x}", file=sys.stderr)
+        rc = 1
+    for docs, vals, notes, name in cases:
+        failures = check(docs, vals, a.namespace, a.rules, notes)
+        if failures:
+            print(f"{name}: {len(failures)} problem(s):", file=sys.stderr)
+            for x in failures:
+                print(f"  - {x}", file=sys.stderr)
+            rc = 1
+            continue
+        kinds = sorted({d["kind"] for d in docs})
+        print(f"{name}: OK ({len(docs)} objects: {', '.join(kinds)})")
+    return rc
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Runs the real secrets-init-webhook binary with the config file the Helm chart renders.
 
-    webhook_smoke.py WEBHOOK_BINARY RENDERED.yaml --mode MODE [--serve]
+    webhook_smoke.py WEBHOOK_BINARY RENDERED.yaml [--mode MODE] [--serve]
 
+0. The binary's own key list (`--print-config` without a config prints every key): each
+   key of the chart's config.yaml must be one of them. This is the check of which keys
+   the webhook accepts (rather than parsing its source, which changes shape).
 1. `--print-config` with the chart's config.yaml (TLS paths overridden by flags to a
-   throw-away certificate): the binary must accept every key, and report the mode and
-   secrets-init image the chart set.
+   throw-away certificate): the binary must accept every key, and report the mode,
+   secrets-init image and every other value the chart set.
 2. --serve: start it on loopback ports with that config, wait (bounded) for /readyz over
    HTTPS (TLS verified against the throw-away CA), send one AdmissionReview for a pod
    without the inject annotation (must be allowed unchanged), and read /metrics.
@@ -30,6 +33,7 @@ import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from check_misc import CONTRACT_METRICS  # noqa: E402
+from check_rendered import parse_duration  # noqa: E402
 
 
 def free_port() -> int:
@@ -47,7 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
     ap.add_argument("rendered")
-    ap.add_argument("--mode", required=True)
+    ap.add_argument("--mode", help="expected mutation mode (default: the chart config's)")
     ap.add_argument("--serve", action="store_true")
     a = ap.parse_args()
 
@@ -72,6 +76,16 @@ def main() -> None:
         (tmp / "docker-config.json").write_text('{"auths": {}}', encoding="utf-8")
         base += ["--docker-config", str(tmp / "docker-config.json")]
 
+    # 0. Every key the chart writes is one the binary knows.
+    p = subprocess.run([a.binary, "--print-config"], capture_output=True, text=True, env=env, timeout=60)
+    if p.returncode != 0:
+        fail(f"{a.binary} --print-config failed:\n{p.stderr.strip()}")
+    known = set(yaml.safe_load(p.stdout) or {})
+    unknown = sorted(set(chart_cfg) - known)
+    if unknown:
+        fail(f"the chart writes config keys this webhook binary does not know: {unknown} "
+             f"(its keys: {sorted(known)})")
+
     # 1. The binary accepts the chart's config.
     p = subprocess.run(base + ["--print-config"], capture_output=True, text=True, env=env, timeout=60)
     if p.returncode != 0:
@@ -80,9 +94,14 @@ def main() -> None:
         resolved = yaml.safe_load(p.stdout)
     except yaml.YAMLError as e:
         fail(f"--print-config output is not YAML: {e}")
-    for k in ("mutation-mode", "secrets-init-image", "image-swap-template"):
-        if str(resolved.get(k)) != str(chart_cfg.get(k)):
+    for k in ("mutation-mode", "secrets-init-image", "image-swap-template", "aws-region", "log-format",
+              "init-container-cpu", "init-container-memory", "run-as-user", "registry-mirror", "insecure-registry"):
+        if k in chart_cfg and str(resolved.get(k)) != str(chart_cfg.get(k)):
             fail(f"{k}: chart sets {chart_cfg.get(k)!r}, webhook resolved {resolved.get(k)!r}")
+    for k in ("request-timeout", "registry-timeout", "read-timeout", "shutdown-delay"):
+        if k in chart_cfg and parse_duration(resolved.get(k)) != parse_duration(chart_cfg[k]):
+            fail(f"{k}: chart sets {chart_cfg[k]!r}, webhook resolved {resolved.get(k)!r}")
+    a.mode = a.mode or chart_cfg.get("mutation-mode")
     if resolved.get("mutation-mode") != a.mode:
         fail(f"mode {resolved.get('mutation-mode')!r} != {a.mode!r}")
     print(f"webhook accepts the chart's config ({a.mode}): {len(chart_cfg)} keys")

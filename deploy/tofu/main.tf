@@ -279,9 +279,7 @@ locals {
     aws = {
       region = var.aws_region
     }
-    webhook = {
-      mutationMode = var.mutation_mode
-    }
+    mutationMode = var.mutation_mode
   }
 }
 

@@ -28,6 +28,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: secrets-init
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{- define "siw.serviceAccountName" -}}
@@ -61,13 +64,88 @@ Call with (dict "image" .Values.image "root" $).
 {{- end -}}
 {{- end -}}
 
-{{/* The webhook's config file (keys spelled like its flags, see contract section 6). */}}
+{{/*
+The effective cluster default mutation mode: the top-level `mutationMode`, or the
+deprecated `webhook.mutationMode` when that is set (it wins over a default top-level
+value; two different explicit values are refused).
+*/}}
+{{- define "siw.mutationMode" -}}
+{{- $top := .Values.mutationMode | default "init-container" -}}
+{{- $old := .Values.webhook.mutationMode | default "" -}}
+{{- if and $old (ne $old $top) (ne $top "init-container") -}}
+{{- fail (printf "mutationMode (%s) and the deprecated webhook.mutationMode (%s) disagree: set only mutationMode" $top $old) -}}
+{{- end -}}
+{{- default $top $old -}}
+{{- end -}}
+
+{{/* A duration value ("8s", "500ms", "8" = seconds) in milliseconds. */}}
+{{- define "siw.durationMs" -}}
+{{- $v := toString . | trim -}}
+{{- if regexMatch "^[0-9]+ms$" $v -}}
+{{- trimSuffix "ms" $v | int -}}
+{{- else if regexMatch "^[0-9]+s?$" $v -}}
+{{- mul (trimSuffix "s" $v | int) 1000 -}}
+{{- else -}}
+{{- fail (printf "%q is not a duration of the form 8s, 500ms or 8" $v) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Milliseconds as the shortest duration text: 8000 -> 8s, 1500 -> 1500ms. */}}
+{{- define "siw.msText" -}}
+{{- $ms := int . -}}
+{{- if eq (mod $ms 1000) 0 -}}{{ div $ms 1000 }}s{{- else -}}{{ $ms }}ms{{- end -}}
+{{- end -}}
+
+{{/*
+The webhook's own deadlines, in milliseconds, as "request registry": derived from
+webhook.timeoutSeconds (T) unless set explicitly, always strictly below it.
+  request  = T - 2s, but at least T/2          (T=10: 8s, T=5: 3s, T=1: 500ms)
+  registry = request - 1s, but at least half   (T=10: 7s, T=5: 2s, T=1: 250ms)
+*/}}
+{{- define "siw.timeoutsMs" -}}
+{{- $t := mul (int .Values.webhook.timeoutSeconds) 1000 -}}
+{{- $req := 0 -}}
+{{- if not (eq (toString .Values.webhook.requestTimeout) "") -}}
+{{- $req = include "siw.durationMs" .Values.webhook.requestTimeout | int -}}
+{{- if or (ge $req $t) (le $req 0) -}}
+{{- fail (printf "webhook.requestTimeout (%v) must be above 0 and strictly below webhook.timeoutSeconds (%ds), or the API server gives up before the webhook answers; leave it empty to derive it" .Values.webhook.requestTimeout (int .Values.webhook.timeoutSeconds)) -}}
+{{- end -}}
+{{- else -}}
+{{- $req = sub $t (min 2000 (div $t 2)) -}}
+{{- end -}}
+{{- $reg := 0 -}}
+{{- if not (eq (toString .Values.webhook.registryTimeout) "") -}}
+{{- $reg = include "siw.durationMs" .Values.webhook.registryTimeout | int -}}
+{{- if or (ge $reg $t) (le $reg 0) -}}
+{{- fail (printf "webhook.registryTimeout (%v) must be above 0 and strictly below webhook.timeoutSeconds (%ds); leave it empty to derive it" .Values.webhook.registryTimeout (int .Values.webhook.timeoutSeconds)) -}}
+{{- end -}}
+{{- if ge $reg $req -}}
+{{- fail (printf "webhook.registryTimeout (%v) must be strictly below the request timeout (%s), which bounds the whole admission; leave it empty to derive it" .Values.webhook.registryTimeout (include "siw.msText" $req)) -}}
+{{- end -}}
+{{- else -}}
+{{- $reg = sub $req (min 1000 (div $req 2)) -}}
+{{- end -}}
+{{- printf "%d %d" $req $reg -}}
+{{- end -}}
+
+{{/* Keys of the webhook config file the chart sets itself (webhook.extraConfig may not). */}}
+{{- define "siw.chartConfigKeys" -}}
+listen metrics-listen tls-cert tls-key mutation-mode secrets-init-image aws-region insecure-registry image-swap-template request-timeout registry-timeout max-body-bytes read-timeout log-format docker-config shutdown-delay registry-mirror init-container-cpu init-container-memory run-as-user
+{{- end -}}
+
+{{/*
+The webhook's config file (keys spelled like its flags, see contract section 6).
+init-container-cpu/-memory, run-as-user and registry-mirror are written only when they
+differ from the webhook's defaults (50m, 64Mi, 65532, none).
+*/}}
 {{- define "siw.config" -}}
-listen: "0.0.0.0:8443"
+{{- $to := splitList " " (include "siw.timeoutsMs" .) -}}
+{{- $ic := .Values.secretsInit.initContainer -}}
+listen: {{ printf "0.0.0.0:%d" (int .Values.webhook.port) | quote }}
 metrics-listen: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
 tls-cert: /etc/secrets-init-webhook/tls/tls.crt
 tls-key: /etc/secrets-init-webhook/tls/tls.key
-mutation-mode: {{ .Values.webhook.mutationMode | quote }}
+mutation-mode: {{ include "siw.mutationMode" . | quote }}
 secrets-init-image: {{ include "siw.imageRef" (dict "image" .Values.secretsInit.image "root" .) | quote }}
 {{- with .Values.aws.region }}
 aws-region: {{ . | quote }}
@@ -79,7 +157,14 @@ insecure-registry:
   - {{ . | quote }}
 {{- end }}
 {{- end }}
-request-timeout: {{ .Values.webhook.requestTimeout | quote }}
+{{- with .Values.webhook.registryMirrors }}
+registry-mirror:
+{{- range . }}
+  - {{ . | quote }}
+{{- end }}
+{{- end }}
+request-timeout: {{ include "siw.msText" (index $to 0) | quote }}
+registry-timeout: {{ include "siw.msText" (index $to 1) | quote }}
 read-timeout: {{ .Values.webhook.readTimeout | quote }}
 max-body-bytes: {{ int64 .Values.webhook.maxBodyBytes }}
 log-format: {{ .Values.webhook.logFormat | quote }}
@@ -87,12 +172,40 @@ shutdown-delay: {{ .Values.webhook.shutdownDelay | quote }}
 {{- if .Values.webhook.dockerConfigSecret }}
 docker-config: /etc/secrets-init-webhook/docker/config.json
 {{- end }}
+{{- if ne (toString $ic.cpu) "50m" }}
+init-container-cpu: {{ $ic.cpu | quote }}
+{{- end }}
+{{- if ne (toString $ic.memory) "64Mi" }}
+init-container-memory: {{ $ic.memory | quote }}
+{{- end }}
+{{- if ne (toString $ic.runAsUser) "65532" }}
+run-as-user: {{ $ic.runAsUser | toString | quote }}
+{{- end }}
 {{- with .Values.webhook.extraConfig }}
+{{- $own := splitList " " (include "siw.chartConfigKeys" $) -}}
 {{- range $k, $v := . }}
-{{- if has $k (list "listen" "metrics-listen" "tls-cert" "tls-key" "mutation-mode" "secrets-init-image" "aws-region" "insecure-registry" "image-swap-template" "request-timeout" "max-body-bytes" "read-timeout" "log-format" "docker-config" "shutdown-delay") }}
+{{- if has $k $own }}
 {{- fail (printf "webhook.extraConfig.%s: the chart sets %s itself; use the matching chart value (see values.yaml) instead" $k $k) }}
 {{- end }}
 {{- end }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The default matchConditions (CEL, evaluated by the API server on the AdmissionReview):
+a pod is sent only when it has the secretsinit.io/inject annotation (any value: a wrong
+one is denied with a message) or an env value holding awssm:/awsssm: in a container or
+init container. Every field access is guarded with has(), so a pod without annotations,
+env or initContainers evaluates to false instead of an error (which would follow
+failurePolicy). deploy/tests/check_cel.py evaluates these against golden pods.
+*/}}
+{{- define "siw.defaultMatchConditions" -}}
+- name: secretsinit-candidate
+  expression: >-
+    (has(object.metadata.annotations) && 'secretsinit.io/inject' in object.metadata.annotations)
+    || (has(object.spec.containers) && object.spec.containers.exists(c, has(c.env)
+    && c.env.exists(e, has(e.value) && (e.value.contains('awssm:') || e.value.contains('awsssm:')))))
+    || (has(object.spec.initContainers) && object.spec.initContainers.exists(c, has(c.env)
+    && c.env.exists(e, has(e.value) && (e.value.contains('awssm:') || e.value.contains('awsssm:')))))
 {{- end -}}
