@@ -129,6 +129,10 @@ def render(r: dict) -> str:
     b = r.get("bounded")
     if b:
         w("## Bounded work per admission\n")
+        if "git" in b:
+            bm = b["machine"]
+            w(f"Measured separately by `{b['command']}` on {b['started']} (commit {b['git']}; "
+              f"{bm['nproc']} CPUs, {bm['cpu']}, load average at start {bm['loadavg_at_start']}).\n")
         w("Pods a hostile user could send (anyone allowed to create a pod), each with one element made "
           "big, posted one at a time to the same webhook on a fresh connection (development-mode TLS); "
           "time from sending to the last byte of the answer, best of three. Issue 12 measured, before "

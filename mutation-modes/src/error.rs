@@ -86,6 +86,10 @@ pub enum MutationError {
     )]
     InvalidTemplate { template: String, reason: String },
 
+    /// A webhook setting is invalid (a configuration error, reported at start-up).
+    #[error("secrets-init: {setting}: {reason}")]
+    InvalidSetting { setting: String, reason: String },
+
     /// A mutated container already mounts something where secrets-init goes.
     #[error(
         "secrets-init: {container} already has a volume mount at {path}, where secrets-init mounts its binary; move that mount elsewhere"

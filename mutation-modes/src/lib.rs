@@ -26,6 +26,7 @@ use serde_json::Value;
 
 pub mod bounded;
 pub mod command;
+pub mod config;
 pub mod error;
 pub mod image;
 pub mod modes;
@@ -33,12 +34,14 @@ pub mod options;
 pub mod select;
 
 pub use command::{Flags, SECRETS_INIT_BIN};
+pub use config::MutationConfig;
 pub use error::MutationError;
 pub use image::{
     ImageConfig, ImageConfigError, ImageConfigSource, MAX_REFERENCE_BYTES, Platform,
     parse_reference,
 };
-pub use modes::image_swap::{DEFAULT_TEMPLATE, validate_template};
+pub use modes::image_swap::{DEFAULT_TEMPLATE, SwapTemplate};
+pub use modes::init_container::RunAsUser;
 pub use modes::{BIN_MOUNT_PATH, ImageSwap, InitContainer, ModeKind, MutationMode, SharedVolume};
 pub use options::*;
 pub use select::{ContainerKind, Selected};
@@ -54,45 +57,6 @@ pub const NODE_SELECTOR_OS: &str = "kubernetes.io/os";
 /// naming thousands must not open thousands of registry connections at once (the request
 /// deadline bounds the rest).
 pub const LOOKUPS_AT_ONCE: usize = 16;
-
-/// The cluster-wide defaults (from the webhook's configuration).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
-pub struct MutationConfig {
-    pub default_mode: ModeKind,
-    pub secrets_init_image: String,
-    pub default_region: Option<String>,
-    pub image_swap_template: String,
-}
-
-impl Default for MutationConfig {
-    fn default() -> Self {
-        Self {
-            default_mode: ModeKind::InitContainer,
-            secrets_init_image: format!(
-                "ghcr.io/secrets-init/secrets-init:{}",
-                env!("CARGO_PKG_VERSION")
-            ),
-            default_region: None,
-            image_swap_template: DEFAULT_TEMPLATE.to_owned(),
-        }
-    }
-}
-
-impl MutationConfig {
-    /// Checks the configuration once, at webhook startup, so that a bad setting is reported
-    /// there rather than as a denial of every pod.
-    pub fn validate(&self) -> Result<(), MutationError> {
-        options::image_reference(
-            "the secrets-init image (--secrets-init-image)",
-            &self.secrets_init_image,
-        )?;
-        if let Some(r) = &self.default_region {
-            options::region("--aws-region", r)?;
-        }
-        validate_template(&self.image_swap_template)
-    }
-}
 
 /// What to do with a pod.
 #[derive(Debug, Clone, PartialEq)]
@@ -397,6 +361,9 @@ fn strategy(
                 image,
                 volume: unique_name(VOLUME_NAME, &volumes()),
                 container_name: unique_name(INIT_CONTAINER_NAME, &containers),
+                cpu: config.init_container_cpu.clone(),
+                memory: config.init_container_memory.clone(),
+                run_as_user: config.run_as_user,
             })
         }
         ModeKind::SharedVolume => Box::new(SharedVolume {
@@ -713,25 +680,5 @@ mod tests {
         let taken: BTreeSet<&str> = ["a", "a-1", "b-1"].into();
         assert_eq!(unique_name("a", &taken), "a-2");
         assert_eq!(unique_name("b", &taken), "b");
-    }
-
-    #[test]
-    fn config_validation() {
-        assert!(MutationConfig::default().validate().is_ok());
-        let bad = MutationConfig {
-            image_swap_template: "{registry}/{repository}".into(),
-            ..Default::default()
-        };
-        assert!(bad.validate().is_err());
-        let bad = MutationConfig {
-            default_region: Some("US EAST".into()),
-            ..Default::default()
-        };
-        assert!(
-            bad.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("--aws-region")
-        );
     }
 }

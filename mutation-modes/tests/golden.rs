@@ -309,8 +309,9 @@ fn check_restricted(c: &Value) -> Result<(), String> {
             sc["runAsNonRoot"] == Value::Bool(true),
         ),
         (
+            // PSA restricted forbids 0; unset is allowed (the platform assigns one).
             "runAsUser must not be 0",
-            sc["runAsUser"].as_i64().is_some_and(|u| u != 0),
+            sc["runAsUser"].as_i64() != Some(0),
         ),
         (
             "capabilities must drop ALL",

@@ -27,18 +27,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use crate::layers::timeout::RequestDeadline;
-use crate::metrics::AdmissionResult;
 use crate::offload::Place;
-use crate::router::AppState;
-
-/// Put into the response's extensions by the handler; read by the metrics and tracing layers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdmissionOutcome {
-    pub result: AdmissionResult,
-    /// The mutation mode, for mutated pods.
-    pub mode: Option<String>,
-}
+use crate::outcome::Outcome;
+use crate::state::AppState;
 
 /// Bytes of a pod name kept in the admission span (and so in the log line): Kubernetes
 /// names are at most 253, but the pod is not validated yet when the webhook sees it.
@@ -88,11 +79,7 @@ pub async fn mutate<S: ImageConfigSource + 'static>(
     State(state): State<AppState<S>>,
     request: Request,
 ) -> Response {
-    let deadline = request
-        .extensions()
-        .get::<RequestDeadline>()
-        .map(|d| d.0)
-        .unwrap_or_else(|| Instant::now() + state.request_timeout);
+    let deadline = Instant::now() + state.request_timeout;
     if let Some(reason) = unsupported_content_type(request.headers()) {
         return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &reason);
     }
@@ -194,7 +181,7 @@ async fn admit<S: ImageConfigSource>(
     };
     let configs = match mutation_modes::look_up(&plan, &tracker).await {
         Ok(c) => c,
-        Err(e) => return denied(&request, AdmissionResult::Denied, e.to_string()),
+        Err(e) => return denied(&request, Outcome::Denied, e.to_string()),
     };
 
     progress
@@ -229,10 +216,10 @@ fn decode_and_plan(body: &[u8], config: &MutationConfig) -> First {
     }
     let Some(pod) = &request.object else {
         let message = "secrets-init-webhook: the AdmissionReview for a Pod CREATE carries no `object`; nothing to decide on";
-        return First::Answered(denied(&request, AdmissionResult::Error, message.into()));
+        return First::Answered(denied(&request, Outcome::Error, message.into()));
     };
     match mutation_modes::plan(pod, config) {
-        Err(e) => First::Answered(denied(&request, AdmissionResult::Denied, e.to_string())),
+        Err(e) => First::Answered(denied(&request, Outcome::Denied, e.to_string())),
         Ok(Planned::Done(decision)) => First::Answered(decided(&request, decision)),
         Ok(Planned::Mutate(plan)) if plan.needs_image_configs() => First::LookUp { request, plan },
         Ok(Planned::Mutate(plan)) => {
@@ -245,11 +232,11 @@ fn decode_and_plan(body: &[u8], config: &MutationConfig) -> First {
 fn patch_answer(request: &AdmissionRequest<Pod>, plan: &Plan, configs: &ImageConfigs) -> Response {
     let Some(pod) = &request.object else {
         let message = "secrets-init-webhook: the AdmissionReview for a Pod CREATE carries no `object`; nothing to decide on";
-        return denied(request, AdmissionResult::Error, message.into());
+        return denied(request, Outcome::Error, message.into());
     };
     match mutation_modes::build_patch(pod, plan, configs) {
         Ok(decision) => decided(request, decision),
-        Err(e) => denied(request, AdmissionResult::Denied, e.to_string()),
+        Err(e) => denied(request, Outcome::Denied, e.to_string()),
     }
 }
 
@@ -264,17 +251,11 @@ fn decided(request: &AdmissionRequest<Pod>, decision: Decision) -> Response {
         } => match AdmissionResponse::from(request).with_patch(patch) {
             Ok(mut resp) => {
                 resp.warnings = non_empty(bounded::warnings(warnings));
-                answer(
-                    &resp,
-                    AdmissionOutcome {
-                        result: AdmissionResult::Mutated,
-                        mode: Some(mode.to_string()),
-                    },
-                )
+                answer(&resp, Outcome::Mutated(mode))
             }
             Err(e) => denied(
                 request,
-                AdmissionResult::Error,
+                Outcome::Error,
                 format!(
                     "secrets-init-webhook: internal error: the patch could not be serialized: {e}"
                 ),
@@ -292,19 +273,13 @@ fn skipped<T: Resource>(
     tracing::debug!(reason, "allowed unchanged");
     let mut resp = AdmissionResponse::from(request);
     resp.warnings = non_empty(bounded::warnings(warnings));
-    answer(
-        &resp,
-        AdmissionOutcome {
-            result: AdmissionResult::Skipped,
-            mode: None,
-        },
-    )
+    answer(&resp, Outcome::Skipped)
 }
 
 /// Denied with `message` (bounded: it echoes the pod, and a person reads it).
 fn denied<T: Resource>(
     request: &AdmissionRequest<T>,
-    result: AdmissionResult,
+    result: Outcome,
     message: String,
 ) -> Response {
     deny_uid(
@@ -314,9 +289,9 @@ fn denied<T: Resource>(
     )
 }
 
-fn deny_uid(base: AdmissionResponse, result: AdmissionResult, message: String) -> Response {
+fn deny_uid(base: AdmissionResponse, result: Outcome, message: String) -> Response {
     tracing::warn!(reason = %message, "admission denied");
-    answer(&base.deny(message), AdmissionOutcome { result, mode: None })
+    answer(&base.deny(message), result)
 }
 
 /// A response for `uid` without the decoded request (the deadline passed, or the work
@@ -376,7 +351,7 @@ fn timed_out<S>(state: &AppState<S>, body: &[u8], progress: &Progress) -> Respon
         &images,
     );
     match uid_of(body) {
-        Ok(uid) => deny_uid(response_for_uid(uid), AdmissionResult::Error, message),
+        Ok(uid) => deny_uid(response_for_uid(uid), Outcome::Error, message),
         Err(reason) => bad_request(&reason),
     }
 }
@@ -401,7 +376,7 @@ fn internal_error(body: &[u8], panic: &str) -> Response {
     match uid_of(body) {
         Ok(uid) => deny_uid(
             response_for_uid(uid),
-            AdmissionResult::Error,
+            Outcome::Error,
             "secrets-init-webhook: internal error while deciding about this pod; retry, and report it if it persists".to_owned(),
         ),
         Err(reason) => bad_request(&reason),
@@ -442,7 +417,7 @@ fn review_answer(response: &AdmissionResponse) -> Response {
 }
 
 /// The HTTP answer for `response`, with `outcome` for the metrics and tracing layers.
-fn answer(response: &AdmissionResponse, outcome: AdmissionOutcome) -> Response {
+fn answer(response: &AdmissionResponse, outcome: Outcome) -> Response {
     let mut http = review_answer(response);
     http.extensions_mut().insert(outcome);
     http
@@ -481,7 +456,7 @@ fn decide_other(request: &AdmissionRequest<DynamicObject>, pod_error: &str) -> R
             "secrets-init-webhook: the pod in the request could not be read as a v1 Pod: {}",
             bounded::clip(pod_error, 1024)
         );
-        return denied(request, AdmissionResult::Error, message);
+        return denied(request, Outcome::Error, message);
     }
     skipped(request, "not a Pod", Vec::new())
 }

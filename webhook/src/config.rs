@@ -1,31 +1,25 @@
 //! Configuration: flag > env `SECRETS_INIT_WEBHOOK_<NAME>` > YAML file (`--config`) > default.
 //!
-//! clap resolves flag and env (every argument is optional there, so an unset one is
-//! visibly unset); the YAML file fills what is still missing; [`Config`] holds the result
-//! with every default applied. File keys are spelled like the flags without `--`; an
-//! unknown key is an error that names it.
+//! [`Config`] is the one place a setting is declared: its clap attributes give the flag, its
+//! type and check, its default and its help; the file key is the flag's long name; the
+//! environment variable comes from the long name by one rule ([`env_name`]); serde prints
+//! it back for `--print-config` under the same name. Settings owned by another crate are a
+//! flattened group declared there (`mutation_modes::MutationConfig`). Adding a setting is
+//! adding a field (and a line in `config/webhook.yaml`, which a test holds to the keys).
 
 use std::collections::BTreeMap;
+use std::error::Error as _;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use mutation_modes::MutationConfig;
 
 use crate::Error;
-
-/// The mutation modes a cluster default may name (contract §5).
-pub const MUTATION_MODES: [&str; 3] = ["init-container", "shared-volume", "image-swap"];
-
-/// Default `--image-swap-template` (contract §5).
-pub const DEFAULT_IMAGE_SWAP_TEMPLATE: &str = "{registry}/{repository}:{tag}-secrets-init";
-
-/// Default `--secrets-init-image`: the image released with this webhook version.
-pub const DEFAULT_SECRETS_INIT_IMAGE: &str = concat!(
-    "ghcr.io/secrets-init/secrets-init:",
-    env!("CARGO_PKG_VERSION")
-);
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -41,13 +35,22 @@ pub enum LogFormat {
 impl FromStr for LogFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
+        match s.trim() {
             "json" => Ok(Self::Json),
             "text" => Ok(Self::Text),
             other => Err(format!(
                 "`{other}` is not a log format; valid values: json, text"
             )),
         }
+    }
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Json => "json",
+            Self::Text => "text",
+        })
     }
 }
 
@@ -94,29 +97,9 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{s}` is out of range; give a positive size"))
 }
 
-/// Validates a mutation mode name.
-pub fn parse_mode(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    if MUTATION_MODES.contains(&s) {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "`{s}` is not a mutation mode; valid values: {}",
-            MUTATION_MODES.join(", ")
-        ))
-    }
-}
-
-fn parse_positive_usize(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("`{s}` is not a positive whole number")),
-    }
-}
-
-fn parse_positive_u64(s: &str) -> Result<u64, String> {
-    match s.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
+fn parse_positive<T: FromStr + PartialOrd + Default>(s: &str) -> Result<T, String> {
+    match s.trim().parse::<T>() {
+        Ok(n) if n > T::default() => Ok(n),
         _ => Err(format!("`{s}` is not a positive whole number")),
     }
 }
@@ -140,9 +123,90 @@ fn parse_path(s: &str) -> Result<PathBuf, String> {
     parse_string(s).map(PathBuf::from)
 }
 
-/// The command line. Every value is optional here so that "not given" stays visible for
-/// the file and defaults; [`Config::load`] merges.
-#[derive(Debug, Default, Parser)]
+/// The webhook's settings, every default applied. Serializes to the config file format.
+#[derive(Debug, Clone, PartialEq, Parser, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Config {
+    /// Address of the HTTPS server (`/mutate`, `/healthz`, `/readyz`).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443", value_parser = parse_addr)]
+    pub listen: SocketAddr,
+    /// Address of the plain-HTTP metrics server (`/metrics`).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9090", value_parser = parse_addr)]
+    pub metrics_listen: SocketAddr,
+    /// Serving certificate chain (PEM); reloaded on change. Without --tls-cert/--tls-key: development mode.
+    #[arg(long, value_name = "PEM", value_parser = parse_path)]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM); reloaded on change.
+    #[arg(long, value_name = "PEM", value_parser = parse_path)]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM): `/mutate` requires a client certificate signed by it; reloaded on change. Off when unset.
+    #[arg(long, value_name = "PEM", value_parser = parse_path)]
+    pub client_ca: Option<PathBuf>,
+    /// File holding a bearer token: `/mutate` requires `Authorization: Bearer <token>`. Off when unset.
+    #[arg(long, value_name = "FILE", value_parser = parse_path)]
+    pub bearer_token_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub mutation: MutationConfig,
+
+    /// Registry reached over plain HTTP (development only); repeatable.
+    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',', value_parser = parse_string)]
+    pub insecure_registry: Vec<String>,
+    /// Docker config.json with registry credentials (`auths`) [default: none; anonymous pulls, ECR via AWS].
+    #[arg(long, value_name = "FILE", value_parser = parse_path)]
+    pub docker_config: Option<PathBuf>,
+    /// Deadline for one whole registry lookup (token, manifests, config); keep it below --request-timeout.
+    #[arg(long, value_name = "DURATION", default_value = "6s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub registry_timeout: Duration,
+    /// How long the config of an image referenced by tag is cached (by digest: 24h).
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub image_cache_ttl: Duration,
+    /// How long a failed image lookup is remembered.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub image_cache_error_ttl: Duration,
+    /// Most image configs kept in the cache.
+    #[arg(long, value_name = "N", default_value = "10000", value_parser = parse_positive::<u64>)]
+    pub image_cache_capacity: u64,
+
+    /// Deadline for answering one admission request (`8`, `8s`, `500ms`).
+    #[arg(long, value_name = "DURATION", default_value = "8s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub request_timeout: Duration,
+    /// Largest accepted request body (`4194304`, `4MiB`).
+    #[arg(long, value_name = "BYTES", default_value = "4MiB", value_parser = parse_bytes)]
+    pub max_body_bytes: usize,
+    /// Deadline for a client to send request headers, and then its body.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub read_timeout: Duration,
+    /// Admission requests handled at once; more are answered 503 at once.
+    #[arg(long, value_name = "N", default_value = "256", value_parser = parse_positive::<usize>)]
+    pub max_concurrent_requests: usize,
+    /// TLS connections open at once; at the limit no new connection is accepted until one
+    /// closes (they wait in the kernel's listen backlog).
+    #[arg(long, value_name = "N", default_value = "1024", value_parser = parse_positive::<usize>)]
+    pub max_connections: usize,
+
+    /// After SIGTERM: time /readyz reports 503 while still serving, so endpoints drop this pod.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub shutdown_delay: Duration,
+    /// After the delay: longest wait for in-flight requests before exiting anyway.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub shutdown_timeout: Duration,
+
+    /// Log format: json or text.
+    #[arg(long, value_name = "FORMAT", default_value_t = LogFormat::Json, value_parser = LogFormat::from_str)]
+    pub log_format: LogFormat,
+}
+
+/// What the command line asks for besides the settings.
+#[derive(Debug, Parser)]
 #[command(
     name = "secrets-init-webhook",
     version,
@@ -151,420 +215,108 @@ fn parse_path(s: &str) -> Result<PathBuf, String> {
 repeatable flags comma-separated) or by a key spelled like the flag in the --config YAML file. \
 Precedence: flag > env > file > default. OTLP_ENDPOINT (env) sends traces over OTLP/gRPC."
 )]
-pub struct Cli {
+struct Cli {
     /// Print the resolved configuration (YAML, the config file's format) and exit.
     #[arg(long)]
-    pub print_config: bool,
+    print_config: bool,
     /// YAML config file; keys are spelled like the flags without `--`.
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_CONFIG", value_name = "FILE", value_parser = parse_path)]
-    pub config: Option<PathBuf>,
-    /// Address of the HTTPS server (`/mutate`, `/healthz`, `/readyz`) [default: 0.0.0.0:8443].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_LISTEN", value_name = "ADDR", value_parser = parse_addr)]
-    pub listen: Option<SocketAddr>,
-    /// Address of the plain-HTTP metrics server (`/metrics`) [default: 0.0.0.0:9090].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_METRICS_LISTEN", value_name = "ADDR", value_parser = parse_addr)]
-    pub metrics_listen: Option<SocketAddr>,
-    /// Serving certificate chain (PEM); reloaded on change. Without --tls-cert/--tls-key: development mode.
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_TLS_CERT", value_name = "PEM", value_parser = parse_path)]
-    pub tls_cert: Option<PathBuf>,
-    /// Private key of the serving certificate (PEM); reloaded on change.
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_TLS_KEY", value_name = "PEM", value_parser = parse_path)]
-    pub tls_key: Option<PathBuf>,
-    /// CA bundle (PEM): `/mutate` requires a client certificate signed by it; reloaded on change. Off when unset.
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_CLIENT_CA", value_name = "PEM", value_parser = parse_path)]
-    pub client_ca: Option<PathBuf>,
-    /// File holding a bearer token: `/mutate` requires `Authorization: Bearer <token>`. Off when unset.
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_BEARER_TOKEN_FILE", value_name = "FILE", value_parser = parse_path)]
-    pub bearer_token_file: Option<PathBuf>,
-    /// Cluster default mutation mode: init-container, shared-volume, image-swap [default: init-container].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_MUTATION_MODE", value_name = "MODE", value_parser = parse_mode)]
-    pub mutation_mode: Option<String>,
-    /// Image that holds the secrets-init binary at /secrets-init [default: ghcr.io/secrets-init/secrets-init:<this version>].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_SECRETS_INIT_IMAGE", value_name = "REF", value_parser = parse_string)]
-    pub secrets_init_image: Option<String>,
-    /// Region handed to secrets-init when the pod sets none [default: none, the SDK chain decides].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_AWS_REGION", value_name = "REGION", value_parser = parse_string)]
-    pub aws_region: Option<String>,
-    /// Registry reached over plain HTTP (development only); repeatable.
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_INSECURE_REGISTRY", value_name = "HOST:PORT", value_delimiter = ',', value_parser = parse_string)]
-    pub insecure_registry: Vec<String>,
-    /// Name of the image-swap variant [default: {registry}/{repository}:{tag}-secrets-init].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_IMAGE_SWAP_TEMPLATE", value_name = "TEMPLATE", value_parser = parse_string)]
-    pub image_swap_template: Option<String>,
-    /// Deadline for answering one admission request (`8`, `8s`, `500ms`) [default: 8s].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_REQUEST_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
-    pub request_timeout: Option<Duration>,
-    /// Largest accepted request body (`4194304`, `4MiB`) [default: 4MiB].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_MAX_BODY_BYTES", value_name = "BYTES", value_parser = parse_bytes)]
-    pub max_body_bytes: Option<usize>,
-    /// Deadline for a client to send request headers, and then its body [default: 10s].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_READ_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
-    pub read_timeout: Option<Duration>,
-    /// Log format: json or text [default: json].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_LOG_FORMAT", value_name = "FORMAT", value_parser = LogFormat::from_str)]
-    pub log_format: Option<LogFormat>,
-    /// Admission requests handled at once; more are answered 503 at once [default: 256].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_MAX_CONCURRENT_REQUESTS", value_name = "N", value_parser = parse_positive_usize)]
-    pub max_concurrent_requests: Option<usize>,
-    /// TLS connections open at once; at the limit no new connection is accepted until one
-    /// closes (they wait in the kernel's listen backlog) [default: 1024].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_MAX_CONNECTIONS", value_name = "N", value_parser = parse_positive_usize)]
-    pub max_connections: Option<usize>,
-    /// After SIGTERM: time /readyz reports 503 while still serving, so endpoints drop this pod [default: 2s].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_SHUTDOWN_DELAY", value_name = "DURATION", value_parser = parse_duration)]
-    pub shutdown_delay: Option<Duration>,
-    /// After the delay: longest wait for in-flight requests before exiting anyway [default: 20s].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_SHUTDOWN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
-    pub shutdown_timeout: Option<Duration>,
-    /// Docker config.json with registry credentials (`auths`) [default: none; anonymous pulls, ECR via AWS].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_DOCKER_CONFIG", value_name = "FILE", value_parser = parse_path)]
-    pub docker_config: Option<PathBuf>,
-    /// Deadline for one whole registry lookup (token, manifests, config); keep it below --request-timeout [default: 6s].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_REGISTRY_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
-    pub registry_timeout: Option<Duration>,
-    /// How long the config of an image referenced by tag is cached (by digest: 24h) [default: 1m].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_IMAGE_CACHE_TTL", value_name = "DURATION", value_parser = parse_duration)]
-    pub image_cache_ttl: Option<Duration>,
-    /// How long a failed image lookup is remembered [default: 5s].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_IMAGE_CACHE_ERROR_TTL", value_name = "DURATION", value_parser = parse_duration)]
-    pub image_cache_error_ttl: Option<Duration>,
-    /// Most image configs kept in the cache [default: 10000].
-    #[arg(long, env = "SECRETS_INIT_WEBHOOK_IMAGE_CACHE_CAPACITY", value_name = "N", value_parser = parse_positive_u64)]
-    pub image_cache_capacity: Option<u64>,
+    #[arg(long = "config", value_name = "FILE", value_parser = parse_path)]
+    config_file: Option<PathBuf>,
+    #[command(flatten)]
+    config: Config,
 }
 
-/// The resolved configuration, every default applied. Serializes to the config file format.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub metrics_listen: SocketAddr,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub client_ca: Option<PathBuf>,
-    pub bearer_token_file: Option<PathBuf>,
-    pub mutation_mode: String,
-    pub secrets_init_image: String,
-    pub aws_region: Option<String>,
-    pub insecure_registry: Vec<String>,
-    pub image_swap_template: String,
-    #[serde(serialize_with = "ser_duration")]
-    pub request_timeout: Duration,
-    pub max_body_bytes: usize,
-    #[serde(serialize_with = "ser_duration")]
-    pub read_timeout: Duration,
-    pub log_format: LogFormat,
-    pub max_concurrent_requests: usize,
-    pub max_connections: usize,
-    #[serde(serialize_with = "ser_duration")]
-    pub shutdown_delay: Duration,
-    #[serde(serialize_with = "ser_duration")]
-    pub shutdown_timeout: Duration,
-    pub docker_config: Option<PathBuf>,
-    #[serde(serialize_with = "ser_duration")]
-    pub registry_timeout: Duration,
-    #[serde(serialize_with = "ser_duration")]
-    pub image_cache_ttl: Duration,
-    #[serde(serialize_with = "ser_duration")]
-    pub image_cache_error_ttl: Duration,
-    pub image_cache_capacity: u64,
+/// What to do, from the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub config: Config,
+    /// `--print-config`: print `config` and exit.
+    pub print_config: bool,
+}
+
+/// The prefix of every setting's environment variable.
+pub const ENV_PREFIX: &str = "SECRETS_INIT_WEBHOOK_";
+
+/// `SECRETS_INIT_WEBHOOK_` + the flag's long name in upper snake case
+/// (`--request-timeout` → `SECRETS_INIT_WEBHOOK_REQUEST_TIMEOUT`).
+pub fn env_name(long: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        long.replace('-', "_").to_ascii_uppercase()
+    )
+}
+
+/// The command line with an environment variable for every setting (and `--config`).
+fn command() -> clap::Command {
+    Cli::command().mut_args(|arg| match arg.get_long() {
+        Some(long) if long != "print-config" => {
+            let env = env_name(long);
+            arg.env(env)
+        }
+        _ => arg,
+    })
+}
+
+/// The file keys: the long names of the settings' flags.
+pub fn file_keys() -> Vec<String> {
+    Config::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .filter(|l| l != "help" && l != "version")
+        .collect()
 }
 
 impl Default for Config {
+    /// Every setting at its declared default (no flags, environment or file).
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
-            metrics_listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
-            tls_cert: None,
-            tls_key: None,
-            client_ca: None,
-            bearer_token_file: None,
-            mutation_mode: "init-container".into(),
-            secrets_init_image: DEFAULT_SECRETS_INIT_IMAGE.into(),
-            aws_region: None,
-            insecure_registry: Vec::new(),
-            image_swap_template: DEFAULT_IMAGE_SWAP_TEMPLATE.into(),
-            request_timeout: Duration::from_secs(8),
-            max_body_bytes: 4 << 20,
-            read_timeout: Duration::from_secs(10),
-            log_format: LogFormat::Json,
-            max_concurrent_requests: 256,
-            max_connections: 1024,
-            shutdown_delay: Duration::from_secs(2),
-            shutdown_timeout: Duration::from_secs(20),
-            docker_config: None,
-            registry_timeout: Duration::from_secs(6),
-            image_cache_ttl: Duration::from_secs(60),
-            image_cache_error_ttl: Duration::from_secs(5),
-            image_cache_capacity: 10_000,
+        let parsed = Config::command()
+            .try_get_matches_from(["secrets-init-webhook"])
+            .and_then(|m| Config::from_arg_matches(&m));
+        match parsed {
+            Ok(config) => config,
+            // The declared defaults parse; `config::tests::defaults` holds them to it.
+            Err(e) => panic!("the declared defaults do not parse: {e}"),
         }
-    }
-}
-
-/// Every key the YAML file may hold, in the order of the flags. `true` marks a repeatable key.
-pub const FILE_KEYS: &[(&str, bool)] = &[
-    ("listen", false),
-    ("metrics-listen", false),
-    ("tls-cert", false),
-    ("tls-key", false),
-    ("client-ca", false),
-    ("bearer-token-file", false),
-    ("mutation-mode", false),
-    ("secrets-init-image", false),
-    ("aws-region", false),
-    ("insecure-registry", true),
-    ("image-swap-template", false),
-    ("request-timeout", false),
-    ("max-body-bytes", false),
-    ("read-timeout", false),
-    ("log-format", false),
-    ("max-concurrent-requests", false),
-    ("max-connections", false),
-    ("shutdown-delay", false),
-    ("shutdown-timeout", false),
-    ("docker-config", false),
-    ("registry-timeout", false),
-    ("image-cache-ttl", false),
-    ("image-cache-error-ttl", false),
-    ("image-cache-capacity", false),
-];
-
-/// The YAML file, checked: every key known, every value a scalar (or a list for repeatable keys).
-#[derive(Debug, Default)]
-struct FileValues {
-    path: PathBuf,
-    values: BTreeMap<String, Vec<String>>,
-}
-
-impl FileValues {
-    fn read(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("cannot read config file {}: {e}", path.display()))
-        })?;
-        Self::parse(path, &text)
-    }
-
-    fn parse(path: &Path, text: &str) -> Result<Self, Error> {
-        let at = |msg: String| Error::Config(format!("config file {}: {msg}", path.display()));
-        let doc: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(text).map_err(|e| at(format!("not valid YAML: {e}")))?;
-        let mut values = BTreeMap::new();
-        let map = match doc {
-            serde_yaml_ng::Value::Null => serde_yaml_ng::Mapping::new(),
-            serde_yaml_ng::Value::Mapping(m) => m,
-            _ => return Err(at("the top level must be a mapping of `key: value`".into())),
-        };
-        for (k, v) in map {
-            let key = match k {
-                serde_yaml_ng::Value::String(s) => s,
-                other => return Err(at(format!("key {other:?} is not a string"))),
-            };
-            let Some((_, repeatable)) = FILE_KEYS.iter().find(|(name, _)| *name == key) else {
-                let valid: Vec<&str> = FILE_KEYS.iter().map(|(n, _)| *n).collect();
-                return Err(at(format!(
-                    "unknown key `{key}`; valid keys: {}",
-                    valid.join(", ")
-                )));
-            };
-            let scalar = |v: &serde_yaml_ng::Value| -> Result<Option<String>, Error> {
-                Ok(match v {
-                    serde_yaml_ng::Value::Null => None,
-                    serde_yaml_ng::Value::String(s) => Some(s.clone()),
-                    serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
-                    serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
-                    _ => {
-                        return Err(at(format!(
-                            "key `{key}`: expected a single value, found a list or mapping"
-                        )));
-                    }
-                })
-            };
-            let list = match &v {
-                serde_yaml_ng::Value::Sequence(items) if *repeatable => items
-                    .iter()
-                    .map(|i| scalar(i).map(|s| s.unwrap_or_default()))
-                    .collect::<Result<Vec<_>, _>>()?,
-                serde_yaml_ng::Value::String(s) if *repeatable => {
-                    s.split(',').map(|p| p.trim().to_owned()).collect()
-                }
-                other => match scalar(other)? {
-                    Some(s) => vec![s],
-                    None => continue, // `key:` with no value = not set
-                },
-            };
-            values.insert(key, list);
-        }
-        Ok(Self {
-            path: path.to_owned(),
-            values,
-        })
-    }
-
-    fn get<T>(
-        &self,
-        key: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, Error> {
-        match self.values.get(key).and_then(|v| v.first()) {
-            None => Ok(None),
-            Some(raw) => parse(raw).map(Some).map_err(|e| {
-                Error::Config(format!(
-                    "config file {}: key `{key}`: {e}",
-                    self.path.display()
-                ))
-            }),
-        }
-    }
-
-    fn get_list(
-        &self,
-        key: &str,
-        parse: impl Fn(&str) -> Result<String, String>,
-    ) -> Result<Vec<String>, Error> {
-        self.values
-            .get(key)
-            .into_iter()
-            .flatten()
-            .map(|raw| {
-                parse(raw).map_err(|e| {
-                    Error::Config(format!(
-                        "config file {}: key `{key}`: {e}",
-                        self.path.display()
-                    ))
-                })
-            })
-            .collect()
     }
 }
 
 impl Config {
-    /// Parses the process's command line and environment, then the `--config` file.
-    pub fn from_env_and_args() -> Result<Self, Error> {
-        Self::load(Cli::parse())
-    }
-
-    /// Parses a command line (argv[0] first) with the process environment; for tests and tools.
-    pub fn try_from_args<I, T>(args: I) -> Result<Self, Error>
+    /// Reads the command line (`args`, argv[0] first) with the process environment, then
+    /// the `--config` file, and checks the whole. `--help` and `--version` come back as
+    /// [`Error::Cli`] (print it with `exit()`).
+    pub fn from_args<I, T>(args: I) -> Result<Invocation, Error>
     where
         I: IntoIterator<Item = T>,
-        T: Into<std::ffi::OsString> + Clone,
+        T: Into<OsString> + Clone,
     {
-        let cli = Cli::try_parse_from(args).map_err(|e| Error::Config(e.to_string()))?;
-        Self::load(cli)
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let cmd = command();
+        let matches = cmd.clone().try_get_matches_from(&args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        let matches = match &cli.config_file {
+            None => matches,
+            Some(path) => {
+                let file = FileValues::read(path)?;
+                let from_file = file.as_args(&cmd, &matches)?;
+                // The file's values go in as flags only for settings that neither a flag
+                // nor the environment set, so they rank below both.
+                let argv0 = args.first().cloned().unwrap_or_default();
+                let merged = std::iter::once(argv0)
+                    .chain(from_file)
+                    .chain(args.iter().skip(1).cloned());
+                cmd.try_get_matches_from(merged)?
+            }
+        };
+        let cli = Cli::from_arg_matches(&matches)?;
+        cli.config.validate()?;
+        Ok(Invocation {
+            config: cli.config,
+            print_config: cli.print_config,
+        })
     }
 
-    /// Merges a parsed command line (flags and env already resolved by clap) with the
-    /// `--config` file and the defaults, then checks the whole.
-    pub fn load(cli: Cli) -> Result<Self, Error> {
-        let file = match &cli.config {
-            Some(path) => FileValues::read(path)?,
-            None => FileValues::default(),
-        };
-        let d = Config::default();
-        let insecure_registry = if cli.insecure_registry.is_empty() {
-            file.get_list("insecure-registry", parse_string)?
-        } else {
-            cli.insecure_registry
-        };
-        let config = Config {
-            listen: pick(cli.listen, file.get("listen", parse_addr)?, d.listen),
-            metrics_listen: pick(
-                cli.metrics_listen,
-                file.get("metrics-listen", parse_addr)?,
-                d.metrics_listen,
-            ),
-            tls_cert: cli.tls_cert.or(file.get("tls-cert", parse_path)?),
-            tls_key: cli.tls_key.or(file.get("tls-key", parse_path)?),
-            client_ca: cli.client_ca.or(file.get("client-ca", parse_path)?),
-            bearer_token_file: cli
-                .bearer_token_file
-                .or(file.get("bearer-token-file", parse_path)?),
-            mutation_mode: pick(
-                cli.mutation_mode,
-                file.get("mutation-mode", parse_mode)?,
-                d.mutation_mode,
-            ),
-            secrets_init_image: pick(
-                cli.secrets_init_image,
-                file.get("secrets-init-image", parse_string)?,
-                d.secrets_init_image,
-            ),
-            aws_region: cli.aws_region.or(file.get("aws-region", parse_string)?),
-            insecure_registry,
-            image_swap_template: pick(
-                cli.image_swap_template,
-                file.get("image-swap-template", parse_string)?,
-                d.image_swap_template,
-            ),
-            request_timeout: pick(
-                cli.request_timeout,
-                file.get("request-timeout", parse_duration)?,
-                d.request_timeout,
-            ),
-            max_body_bytes: pick(
-                cli.max_body_bytes,
-                file.get("max-body-bytes", parse_bytes)?,
-                d.max_body_bytes,
-            ),
-            read_timeout: pick(
-                cli.read_timeout,
-                file.get("read-timeout", parse_duration)?,
-                d.read_timeout,
-            ),
-            log_format: pick(
-                cli.log_format,
-                file.get("log-format", LogFormat::from_str)?,
-                d.log_format,
-            ),
-            max_concurrent_requests: pick(
-                cli.max_concurrent_requests,
-                file.get("max-concurrent-requests", parse_positive_usize)?,
-                d.max_concurrent_requests,
-            ),
-            max_connections: pick(
-                cli.max_connections,
-                file.get("max-connections", parse_positive_usize)?,
-                d.max_connections,
-            ),
-            shutdown_delay: pick(
-                cli.shutdown_delay,
-                file.get("shutdown-delay", parse_duration)?,
-                d.shutdown_delay,
-            ),
-            shutdown_timeout: pick(
-                cli.shutdown_timeout,
-                file.get("shutdown-timeout", parse_duration)?,
-                d.shutdown_timeout,
-            ),
-            docker_config: cli.docker_config.or(file.get("docker-config", parse_path)?),
-            registry_timeout: pick(
-                cli.registry_timeout,
-                file.get("registry-timeout", parse_duration)?,
-                d.registry_timeout,
-            ),
-            image_cache_ttl: pick(
-                cli.image_cache_ttl,
-                file.get("image-cache-ttl", parse_duration)?,
-                d.image_cache_ttl,
-            ),
-            image_cache_error_ttl: pick(
-                cli.image_cache_error_ttl,
-                file.get("image-cache-error-ttl", parse_duration)?,
-                d.image_cache_error_ttl,
-            ),
-            image_cache_capacity: pick(
-                cli.image_cache_capacity,
-                file.get("image-cache-capacity", parse_positive_u64)?,
-                d.image_cache_capacity,
-            ),
-        };
-        config.validate()?;
-        // The mutation settings are checked here too, so `--print-config` catches them.
-        crate::glue::mutation_config(&config)?;
-        Ok(config)
-    }
-
-    /// Checks what single values cannot: pairs that belong together, usable timeouts.
+    /// Checks what single values cannot: pairs that belong together, usable timeouts, the
+    /// mutation's settings.
     pub fn validate(&self) -> Result<(), Error> {
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => {
@@ -590,7 +342,9 @@ impl Config {
                 )));
             }
         }
-        Ok(())
+        self.mutation
+            .validate()
+            .map_err(|e| Error::Config(e.to_string()))
     }
 
     /// True when no certificate is configured: the server uses an in-memory self-signed one.
@@ -603,8 +357,119 @@ fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
-fn pick<T>(flag_or_env: Option<T>, file: Option<T>, default: T) -> T {
-    flag_or_env.or(file).unwrap_or(default)
+/// The YAML file, checked: every key known, every value a scalar (or a list for repeatable keys).
+#[derive(Debug, Default)]
+struct FileValues {
+    path: PathBuf,
+    values: BTreeMap<String, Vec<String>>,
+}
+
+impl FileValues {
+    fn read(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Self::parse(path, &text, &Config::command())
+    }
+
+    fn at(&self, msg: String) -> Error {
+        Error::Config(format!("config file {}: {msg}", self.path.display()))
+    }
+
+    fn parse(path: &Path, text: &str, settings: &clap::Command) -> Result<Self, Error> {
+        let mut file = Self {
+            path: path.to_owned(),
+            values: BTreeMap::new(),
+        };
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| file.at(format!("not valid YAML: {e}")))?;
+        let map = match doc {
+            serde_yaml_ng::Value::Null => serde_yaml_ng::Mapping::new(),
+            serde_yaml_ng::Value::Mapping(m) => m,
+            _ => {
+                return Err(file.at("the top level must be a mapping of `key: value`".into()));
+            }
+        };
+        for (k, v) in map {
+            let key = match k {
+                serde_yaml_ng::Value::String(s) => s,
+                other => return Err(file.at(format!("key {other:?} is not a string"))),
+            };
+            let Some(arg) = settings
+                .get_arguments()
+                .find(|a| a.get_long() == Some(key.as_str()) && key != "help" && key != "version")
+            else {
+                return Err(file.at(format!(
+                    "unknown key `{key}`; valid keys: {}",
+                    file_keys().join(", ")
+                )));
+            };
+            let repeatable = arg.get_num_args().is_some_and(|n| n.max_values() > 1)
+                || matches!(arg.get_action(), clap::ArgAction::Append);
+            let scalar = |v: &serde_yaml_ng::Value| -> Result<Option<String>, Error> {
+                Ok(match v {
+                    serde_yaml_ng::Value::Null => None,
+                    serde_yaml_ng::Value::String(s) => Some(s.clone()),
+                    serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+                    serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
+                    _ => {
+                        return Err(file.at(format!(
+                            "key `{key}`: expected a single value, found a list or mapping"
+                        )));
+                    }
+                })
+            };
+            let list = match &v {
+                serde_yaml_ng::Value::Sequence(items) if repeatable => items
+                    .iter()
+                    .map(|i| scalar(i).map(Option::unwrap_or_default))
+                    .collect::<Result<Vec<_>, _>>()?,
+                serde_yaml_ng::Value::String(s) if repeatable => {
+                    s.split(',').map(|p| p.trim().to_owned()).collect()
+                }
+                other => match scalar(other)? {
+                    Some(s) => vec![s],
+                    None => continue, // `key:` with no value = not set
+                },
+            };
+            file.values.insert(key, list);
+        }
+        Ok(file)
+    }
+
+    /// The file's settings as `--key=value` arguments, for the settings that neither a flag
+    /// nor the environment set. Each value is checked here, so an error names the file and
+    /// the key.
+    fn as_args(&self, cmd: &clap::Command, matches: &ArgMatches) -> Result<Vec<OsString>, Error> {
+        let mut out = Vec::new();
+        for (key, values) in &self.values {
+            let Some(arg) = cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(key.as_str()))
+            else {
+                continue;
+            };
+            let id = arg.get_id().as_str();
+            if !matches!(
+                matches.value_source(id),
+                None | Some(ValueSource::DefaultValue)
+            ) {
+                continue;
+            }
+            for value in values {
+                let flag = format!("--{key}={value}");
+                // Alone on a command line without the environment: an error is this value's.
+                if let Err(e) = Config::command().try_get_matches_from(["check", flag.as_str()]) {
+                    let why = e
+                        .source()
+                        .map_or_else(|| e.to_string(), ToString::to_string);
+                    return Err(self.at(format!("key `{key}`: {why}")));
+                }
+                out.push(OsString::from(flag));
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -644,60 +509,144 @@ mod tests {
         }
     }
 
+    fn parse_file(text: &str) -> Result<FileValues, Error> {
+        FileValues::parse(Path::new("w.yaml"), text, &Config::command())
+    }
+
     #[test]
     fn file_rejects_unknown_key_by_name() {
-        let err = FileValues::parse(Path::new("w.yaml"), "listen: 127.0.0.1:1\nlisten-addr: x\n")
-            .expect_err("unknown key must fail");
-        let msg = err.to_string();
+        let msg = parse_file("listen: 127.0.0.1:1\nlisten-addr: x\n")
+            .expect_err("unknown key must fail")
+            .to_string();
         assert!(msg.contains("unknown key `listen-addr`"), "{msg}");
-        assert!(msg.contains("w.yaml"), "{msg}");
+        assert!(
+            msg.contains("w.yaml") && msg.contains("request-timeout"),
+            "{msg}"
+        );
+        for cli_only in ["config", "print-config", "help"] {
+            let msg = parse_file(&format!("{cli_only}: x\n"))
+                .expect_err(cli_only)
+                .to_string();
+            assert!(msg.contains("unknown key"), "{cli_only}: {msg}");
+        }
     }
 
     #[test]
     fn file_values_and_lists() {
-        let f = FileValues::parse(
-            Path::new("w.yaml"),
+        let f = parse_file(
             "insecure-registry: [a:5000, b:5000]\nrequest-timeout: 3\nmutation-mode: image-swap\naws-region:\n",
         )
         .expect("valid file");
-        assert_eq!(
-            f.get_list("insecure-registry", parse_string).expect("list"),
-            vec!["a:5000", "b:5000"]
-        );
-        assert_eq!(
-            f.get("request-timeout", parse_duration).expect("dur"),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(f.get("aws-region", parse_string).expect("empty"), None);
-        let bad =
-            FileValues::parse(Path::new("w.yaml"), "mutation-mode: sidecar\n").expect("parses");
-        let msg = bad
-            .get("mutation-mode", parse_mode)
-            .expect_err("bad mode")
-            .to_string();
-        assert!(
-            msg.contains("key `mutation-mode`") && msg.contains("image-swap"),
-            "{msg}"
-        );
-        let list_for_scalar = FileValues::parse(Path::new("w.yaml"), "listen: [a, b]\n")
-            .expect_err("list for scalar");
+        assert_eq!(f.values["insecure-registry"], ["a:5000", "b:5000"]);
+        assert_eq!(f.values["request-timeout"], ["3"]);
+        assert!(!f.values.contains_key("aws-region"));
+        let list_for_scalar = parse_file("listen: [a, b]\n").expect_err("list for scalar");
         assert!(list_for_scalar.to_string().contains("key `listen`"));
     }
 
     #[test]
-    fn defaults_without_anything() {
-        let cfg = Config::load(Cli::default()).expect("defaults are valid");
-        assert_eq!(cfg, Config::default());
-        assert!(cfg.dev_mode());
+    fn file_values_are_checked_naming_the_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("w.yaml");
+        for (text, want) in [
+            (
+                "mutation-mode: sidecar\n",
+                "key `mutation-mode`: unknown mutation mode",
+            ),
+            (
+                "request-timeout: soon\n",
+                "key `request-timeout`: `soon` is not a duration",
+            ),
+            (
+                "run-as-user: root\n",
+                "key `run-as-user`: `root` is not a user id",
+            ),
+        ] {
+            std::fs::write(&file, text).expect("write");
+            let msg = Config::from_args(["w", "--config", file.to_str().expect("utf8")])
+                .expect_err(text)
+                .to_string();
+            assert!(
+                msg.contains(want) && msg.contains("w.yaml"),
+                "{text}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn precedence_is_flag_then_file_then_default() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("w.yaml");
+        std::fs::write(
+            &file,
+            "request-timeout: 3s\nread-timeout: 4s\ninsecure-registry: [f:1]\nmutation-mode: shared-volume\n",
+        )
+        .expect("write");
+        let path = file.to_str().expect("utf8");
+        let got = Config::from_args(["w", "--config", path, "--read-timeout", "5s"])
+            .expect("valid")
+            .config;
+        assert_eq!(
+            got.request_timeout,
+            Duration::from_secs(3),
+            "file over default"
+        );
+        assert_eq!(got.read_timeout, Duration::from_secs(5), "flag over file");
+        assert_eq!(got.insecure_registry, ["f:1"]);
+        assert_eq!(
+            got.mutation.default_mode,
+            mutation_modes::ModeKind::SharedVolume
+        );
+        assert_eq!(got.registry_timeout, Config::default().registry_timeout);
+    }
+
+    #[test]
+    fn every_setting_has_its_env_variable() {
+        let cmd = command();
+        for key in file_keys() {
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_long() == Some(key.as_str()))
+                .expect("arg");
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some(env_name(&key).as_str()),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            env_name("request-timeout"),
+            "SECRETS_INIT_WEBHOOK_REQUEST_TIMEOUT"
+        );
+    }
+
+    #[test]
+    fn printed_keys_are_the_file_keys() {
+        let printed = serde_json::to_value(Config::default()).expect("serialize");
+        let mut printed: Vec<String> = printed.as_object().expect("map").keys().cloned().collect();
+        let mut keys = file_keys();
+        printed.sort();
+        keys.sort();
+        assert_eq!(printed, keys);
+    }
+
+    #[test]
+    fn defaults() {
+        let d = Config::default();
+        assert_eq!(d.request_timeout, Duration::from_secs(8));
+        assert_eq!(d.max_body_bytes, 4 << 20);
+        assert_eq!(d.mutation, MutationConfig::default());
+        assert!(d.dev_mode());
+        assert!(d.validate().is_ok());
     }
 
     #[test]
     fn half_a_tls_pair_is_an_error() {
-        let cli = Cli {
+        let config = Config {
             tls_cert: Some("/x/tls.crt".into()),
-            ..Cli::default()
+            ..Config::default()
         };
-        let msg = Config::load(cli).expect_err("half a pair").to_string();
+        let msg = config.validate().expect_err("half a pair").to_string();
         assert!(msg.contains("--tls-key"), "{msg}");
     }
 }

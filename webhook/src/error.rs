@@ -9,6 +9,10 @@ pub enum Error {
     /// Bad flags, env or config file; the message says which and how to fix it.
     #[error("configuration: {0}")]
     Config(String),
+    /// What clap has to say about the command line: `--help`, `--version`, or a bad flag
+    /// (`exit()` prints it and exits with clap's code).
+    #[error("{0}")]
+    Cli(#[from] clap::Error),
     /// A certificate, key or CA file could not be used.
     #[error("TLS: {0}")]
     Tls(String),

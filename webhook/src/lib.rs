@@ -13,6 +13,7 @@
 //!   implements [`mutation_modes::ImageConfigSource`].
 
 pub mod admission;
+pub mod app;
 pub mod config;
 mod error;
 pub mod glue;
@@ -20,12 +21,14 @@ pub mod images;
 pub mod layers;
 pub mod metrics;
 pub mod offload;
-pub mod router;
+pub mod outcome;
 pub mod server;
+pub mod state;
 pub mod telemetry;
 pub mod tls;
 
+pub use app::router;
 pub use config::Config;
 pub use error::Error;
-pub use router::{AppState, Inner, Readiness, router};
 pub use server::{Server, run};
+pub use state::{AppState, Inner, Readiness};

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use secrets_init_webhook::Error;
-use secrets_init_webhook::config::{Cli, Config};
+use secrets_init_webhook::config::Config;
 
 // mimalloc rather than the C library's allocator: allocation was a quarter of the CPU per
 // admission with glibc, and the shipped static binary would otherwise use musl's, which is
@@ -26,10 +26,13 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    let cli = <Cli as clap::Parser>::parse();
-    let print = cli.print_config;
-    let config = Config::load(cli)?;
-    if print {
+    let invocation = match Config::from_args(std::env::args_os()) {
+        Ok(i) => i,
+        Err(Error::Cli(e)) => e.exit(),
+        Err(e) => return Err(e.into()),
+    };
+    let config = invocation.config;
+    if invocation.print_config {
         let yaml = serde_yaml_ng::to_string(&config).context("rendering the configuration")?;
         std::io::Write::write_all(&mut std::io::stdout(), yaml.as_bytes())?;
         return Ok(());

@@ -5,32 +5,7 @@
 
 use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 
-/// Results of one admission request, the `result` label of
-/// `secrets_init_webhook_admission_requests_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdmissionResult {
-    /// The pod was patched.
-    Mutated,
-    /// Allowed unchanged (not annotated, not a pod, already injected, nothing to mutate).
-    Skipped,
-    /// Denied because of the pod (bad annotation, unknown container, image not found...).
-    Denied,
-    /// The webhook itself failed: malformed review, timeout, internal error.
-    Error,
-}
-
-impl AdmissionResult {
-    pub const ALL: [AdmissionResult; 4] = [Self::Mutated, Self::Skipped, Self::Denied, Self::Error];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mutated => "mutated",
-            Self::Skipped => "skipped",
-            Self::Denied => "denied",
-            Self::Error => "error",
-        }
-    }
-}
+use crate::outcome::Outcome;
 
 /// The `stage` label values of `secrets_init_webhook_admission_timeouts_total`.
 pub const TIMEOUT_STAGES: [&str; 3] = ["cpu-queue", "cpu", "registry"];
@@ -112,8 +87,8 @@ impl Metrics {
         registry.register(Box::new(tls_reloads.clone()))?;
         registry.register(Box::new(tls_cert_expiry.clone()))?;
         // Every label value exists from the start, so rate() and alerts see zeros.
-        for r in AdmissionResult::ALL {
-            admission_requests.with_label_values(&[r.as_str()]);
+        for r in Outcome::LABELS {
+            admission_requests.with_label_values(&[r]);
         }
         for r in ["ok", "error"] {
             tls_reloads.with_label_values(&[r]);
@@ -137,9 +112,9 @@ impl Metrics {
     }
 
     /// Counts one answered admission request.
-    pub fn observe_admission(&self, result: AdmissionResult, seconds: f64) {
+    pub fn observe_admission(&self, outcome: Outcome, seconds: f64) {
         self.admission_requests
-            .with_label_values(&[result.as_str()])
+            .with_label_values(&[outcome.as_str()])
             .inc();
         self.admission_duration.observe(seconds);
     }

@@ -33,10 +33,11 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::Error;
+use crate::app::{metrics_router, router};
 use crate::config::Config;
 use crate::layers::auth::ConnectionInfo;
 use crate::metrics::Metrics;
-use crate::router::{AppState, Readiness, metrics_router, router};
+use crate::state::{AppState, Readiness};
 use crate::tls::{self, CertReloader, CertResolver, ClientCaReloader};
 
 /// A bound, not yet serving, webhook.
@@ -161,7 +162,7 @@ impl Server {
         tracing::info!(
             listen = %tls_listener.local_addr()?,
             metrics_listen = %metrics_listener.local_addr()?,
-            mutation_mode = %config.mutation_mode,
+            mutation_mode = %config.mutation.default_mode,
             "secrets-init-webhook serving"
         );
         let (stop_tx, stop_rx) = watch::channel(false);

@@ -101,7 +101,7 @@ fn shipped_default_config_holds_every_key_at_its_default() {
         "config/webhook.yaml documents the defaults"
     );
     let text = std::fs::read_to_string(&shipped).expect("read");
-    for (key, _) in secrets_init_webhook::config::FILE_KEYS {
+    for key in secrets_init_webhook::config::file_keys() {
         assert!(
             text.lines().any(|l| l.starts_with(&format!("{key}:"))),
             "config/webhook.yaml lacks key {key}"
@@ -133,7 +133,15 @@ fn bad_configuration_fails_with_a_message_naming_the_problem() {
         ),
         (
             vec!["--secrets-init-image".into(), "Not An Image".into()],
-            "secrets-init image",
+            "--secrets-init-image \"Not An Image\" is not a valid image reference",
+        ),
+        (
+            vec!["--run-as-user".into(), "0".into()],
+            "`0` is not a user id",
+        ),
+        (
+            vec!["--init-container-memory".into(), "lots".into()],
+            "not a positive Kubernetes quantity",
         ),
         (
             vec!["--image-swap-template".into(), "nope".into()],

@@ -51,7 +51,10 @@ impl ImageConfigSource for AnyImage {
 
 fn app(mode: &str) -> axum::Router {
     let config = Config {
-        mutation_mode: mode.to_owned(),
+        mutation: mutation_modes::MutationConfig {
+            default_mode: mode.parse().expect("mode"),
+            ..Default::default()
+        },
         // Measure the work, not the deadline.
         request_timeout: Duration::from_secs(120),
         ..Config::default()

@@ -10,6 +10,10 @@
 //!   with both tag and digest uses the tag (the variant is a different image, so the digest
 //!   does not apply); a digest-only reference is denied.
 
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
 use super::{MutationMode, PodAdditions};
 use crate::ModeKind;
 use crate::bounded::{VALUE_BYTES, clip, quoted};
@@ -21,17 +25,43 @@ use k8s_openapi::api::core::v1::Container;
 /// The contract's default template.
 pub const DEFAULT_TEMPLATE: &str = "{registry}/{repository}:{tag}-secrets-init";
 
-/// The strategy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageSwap {
-    pub template: String,
+/// The image-swap template, parsed once (at configuration time) into its pieces.
+#[derive(Debug, Clone)]
+pub struct SwapTemplate {
+    text: String,
+    pieces: Arc<[Piece]>,
 }
 
-enum Piece<'a> {
-    Text(&'a str),
+#[derive(Debug)]
+enum Piece {
+    Text(String),
     Registry,
     Repository,
     Tag,
+}
+
+impl PartialEq for SwapTemplate {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for SwapTemplate {}
+
+impl Default for SwapTemplate {
+    fn default() -> Self {
+        // The default is a constant that the tests below parse.
+        DEFAULT_TEMPLATE.parse().unwrap_or_else(|_| Self {
+            text: DEFAULT_TEMPLATE.to_owned(),
+            pieces: Arc::from([]),
+        })
+    }
+}
+
+impl fmt::Display for SwapTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 fn template_error(template: &str, reason: impl Into<String>) -> MutationError {
@@ -41,54 +71,75 @@ fn template_error(template: &str, reason: impl Into<String>) -> MutationError {
     }
 }
 
-fn parse_template(template: &str) -> Result<Vec<Piece<'_>>, MutationError> {
-    let mut pieces = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find(['{', '}']) {
-        if rest.as_bytes()[open] == b'}' {
-            return Err(template_error(template, "it has a '}' without '{'"));
-        }
-        if open > 0 {
-            pieces.push(Piece::Text(&rest[..open]));
-        }
-        let after = &rest[open + 1..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| template_error(template, "it has a '{' without '}'"))?;
-        pieces.push(match &after[..close] {
-            "registry" => Piece::Registry,
-            "repository" => Piece::Repository,
-            "tag" => Piece::Tag,
-            other => {
-                return Err(template_error(
-                    template,
-                    format!("it has the unknown placeholder {{{other}}}"),
-                ));
+impl FromStr for SwapTemplate {
+    type Err = MutationError;
+
+    fn from_str(template: &str) -> Result<Self, Self::Err> {
+        let mut pieces = Vec::new();
+        let mut rest = template;
+        while let Some(open) = rest.find(['{', '}']) {
+            if rest.as_bytes()[open] == b'}' {
+                return Err(template_error(template, "it has a '}' without '{'"));
             }
-        });
-        rest = &after[close + 1..];
+            if open > 0 {
+                pieces.push(Piece::Text(rest[..open].to_owned()));
+            }
+            let after = &rest[open + 1..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| template_error(template, "it has a '{' without '}'"))?;
+            pieces.push(match &after[..close] {
+                "registry" => Piece::Registry,
+                "repository" => Piece::Repository,
+                "tag" => Piece::Tag,
+                other => {
+                    return Err(template_error(
+                        template,
+                        format!("it has the unknown placeholder {{{other}}}"),
+                    ));
+                }
+            });
+            rest = &after[close + 1..];
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_owned()));
+        }
+        if !pieces.iter().any(|p| matches!(p, Piece::Tag)) {
+            return Err(template_error(
+                template,
+                "it has no {tag}, so every version of an image would map to one variant",
+            ));
+        }
+        Ok(Self {
+            text: template.to_owned(),
+            pieces: pieces.into(),
+        })
     }
-    if !rest.is_empty() {
-        pieces.push(Piece::Text(rest));
-    }
-    if !pieces.iter().any(|p| matches!(p, Piece::Tag)) {
-        return Err(template_error(
-            template,
-            "it has no {tag}, so every version of an image would map to one variant",
-        ));
-    }
-    Ok(pieces)
 }
 
-/// Checks a template (for the webhook's configuration, at startup).
-pub fn validate_template(template: &str) -> Result<(), MutationError> {
-    parse_template(template).map(|_| ())
+impl serde::Serialize for SwapTemplate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SwapTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The strategy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSwap {
+    pub template: SwapTemplate,
 }
 
 impl ImageSwap {
     /// The variant of `image` that the template names.
     pub fn variant(&self, who: &Selected, image: &str) -> Result<String, MutationError> {
-        let pieces = parse_template(&self.template)?;
         let r = parse_reference(image).map_err(|reason| MutationError::InvalidImage {
             what: format!("the image of {who}"),
             image: quoted(image),
@@ -100,10 +151,12 @@ impl ImageSwap {
                 image: clip(image, VALUE_BYTES),
             });
         };
-        let variant: String = pieces
+        let variant: String = self
+            .template
+            .pieces
             .iter()
             .map(|p| match p {
-                Piece::Text(t) => t,
+                Piece::Text(t) => t.as_str(),
                 Piece::Registry => r.registry(),
                 Piece::Repository => r.repository(),
                 Piece::Tag => tag,
@@ -113,7 +166,7 @@ impl ImageSwap {
             what: format!(
                 "the image-swap variant of {} (template {:?}) for {who}",
                 clip(image, VALUE_BYTES),
-                self.template
+                self.template.text
             ),
             image: quoted(&variant),
             reason,
@@ -167,7 +220,7 @@ mod tests {
             name: "app".into(),
         };
         let swap = ImageSwap {
-            template: DEFAULT_TEMPLATE.into(),
+            template: SwapTemplate::default(),
         };
         let digest_only = format!("nginx@{D}");
         let tag_and_digest = format!("nginx:1.27@{D}");
@@ -212,7 +265,7 @@ mod tests {
             }
         }
         let custom = ImageSwap {
-            template: "mirror.example/{repository}:{tag}".into(),
+            template: "mirror.example/{repository}:{tag}".parse().unwrap(),
         };
         assert_eq!(
             custom.variant(&who, "quay.io/org/app:3").unwrap(),
@@ -230,15 +283,17 @@ mod tests {
             "{registry}/mirror/{repository}:{tag}",
             "r.example/x:{tag}",
         ] {
-            assert!(validate_template(ok).is_ok(), "{ok}");
+            assert_eq!(ok.parse::<SwapTemplate>().unwrap().to_string(), ok);
         }
+        assert_eq!(SwapTemplate::default().to_string(), DEFAULT_TEMPLATE);
+        assert_eq!(SwapTemplate::default().pieces.len(), 6);
         for (bad, why) in [
             ("{registry}/{repo}:{tag}", "unknown placeholder {repo}"),
             ("{registry}/{repository}:{tag", "'{' without '}'"),
             ("{registry}/{repository}}:{tag}", "'}' without '{'"),
             ("{registry}/{repository}:x", "no {tag}"),
         ] {
-            let e = validate_template(bad).unwrap_err().to_string();
+            let e = bad.parse::<SwapTemplate>().unwrap_err().to_string();
             assert!(
                 e.contains(why) && e.contains("--image-swap-template"),
                 "{bad}: {e}"

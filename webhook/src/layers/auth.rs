@@ -105,7 +105,7 @@ fn read_token(path: &Path) -> Result<(Option<SystemTime>, Vec<u8>), Error> {
     Ok((mtime, token))
 }
 
-/// Middleware.
+/// Refuses (401) a request without the credentials `auth` requires.
 pub async fn check(State(auth): State<Auth>, request: Request, next: Next) -> Response {
     if auth.require_client_cert {
         let verified = request

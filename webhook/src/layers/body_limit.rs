@@ -6,7 +6,7 @@
 
 use tower_http::limit::RequestBodyLimitLayer;
 
-/// The layer.
+/// 413 past `max_body_bytes`, declared or streamed.
 pub fn layer(max_body_bytes: usize) -> RequestBodyLimitLayer {
     RequestBodyLimitLayer::new(max_body_bytes)
 }

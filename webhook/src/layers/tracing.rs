@@ -11,9 +11,9 @@ use axum::response::Response;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::admission::AdmissionOutcome;
+use crate::outcome::Outcome;
 
-/// Middleware.
+/// Runs the request inside its `admission` span and logs the answer.
 pub async fn span(request: Request, next: Next) -> Response {
     let span = tracing::info_span!(
         "admission",
@@ -31,9 +31,13 @@ pub async fn span(request: Request, next: Next) -> Response {
     );
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let outcome = response.extensions().get::<AdmissionOutcome>();
-    let result = outcome.map_or("error", |o| o.result.as_str());
-    let mode = outcome.and_then(|o| o.mode.as_deref());
+    let outcome = response
+        .extensions()
+        .get::<Outcome>()
+        .copied()
+        .unwrap_or(Outcome::Error);
+    let result = outcome.as_str();
+    let mode = outcome.mode().map(|m| m.as_str());
     // One `record` for the three: the JSON log layer re-renders the span's fields each time.
     tracing::record_all!(span, http.status = status, mode = mode, result = result);
     span.in_scope(|| tracing::info!(result, status, "admission answered"));
