@@ -20,6 +20,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use mutation_modes::MutationConfig;
 
 use crate::Error;
+use crate::images::RegistryMirror;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -153,6 +154,10 @@ pub struct Config {
     /// Registry reached over plain HTTP (development only); repeatable.
     #[arg(long, value_name = "HOST:PORT", value_delimiter = ',', value_parser = parse_string)]
     pub insecure_registry: Vec<String>,
+    /// Read image configs for <registry> (e.g. docker.io) from <mirror> instead, as a containerd
+    /// mirror does; the pod's image is not changed. Repeatable.
+    #[arg(long, value_name = "REGISTRY=MIRROR", value_delimiter = ',', value_parser = |s: &str| s.parse::<RegistryMirror>())]
+    pub registry_mirror: Vec<RegistryMirror>,
     /// Docker config.json with registry credentials (`auths`) [default: none; anonymous pulls, ECR via AWS].
     #[arg(long, value_name = "FILE", value_parser = parse_path)]
     pub docker_config: Option<PathBuf>,

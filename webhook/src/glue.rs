@@ -16,6 +16,7 @@ pub async fn image_source(
 ) -> Result<CachedImageSource, Error> {
     let settings = ImageSourceSettings {
         insecure_registries: config.insecure_registry.clone(),
+        mirrors: config.registry_mirror.clone(),
         docker_config: config.docker_config.clone(),
         request_timeout: config.registry_timeout,
         cache_capacity: config.image_cache_capacity,

@@ -648,3 +648,65 @@ async fn bearer_token_registries_anonymous_and_with_credentials() {
     }
     assert!(private.count(|r| r.authorization.as_deref() == Some(basic.as_str())) >= 1);
 }
+
+/// `--registry-mirror`: image configs of a registry are read from its mirror (here the test
+/// registry stands in for `registry.example.com` and for Docker Hub), which is told the
+/// original registry in the `ns` query parameter; other registries are not mirrored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn image_configs_of_a_mirrored_registry_come_from_the_mirror() {
+    use secrets_init_webhook::images::RegistryMirror;
+    let reg = TestRegistry::start().await;
+    reg.push_image(
+        "team/app",
+        "v1",
+        &TestImage::new(Some(&["/mirrored"]), None),
+    )
+    .await;
+    reg.push_image(
+        "library/nginx",
+        "1.27",
+        &TestImage::new(Some(&["/nginx"]), None),
+    )
+    .await;
+    let mirror = |spec: String| spec.parse::<RegistryMirror>().expect("mirror");
+    let (src, _m) = source(ImageSourceSettings {
+        mirrors: vec![
+            mirror(format!("registry.example.com={}", reg.addr)),
+            mirror(format!("docker.io={}", reg.addr)),
+        ],
+        ..settings(&[&reg.addr])
+    })
+    .await;
+
+    let got = src
+        .image_config("registry.example.com/team/app:v1", &amd64())
+        .await
+        .expect("through the mirror");
+    assert_eq!(got.entrypoint, Some(vec!["/mirrored".to_owned()]));
+    let got = src
+        .image_config("nginx:1.27", &amd64())
+        .await
+        .expect("Docker Hub short name through the mirror");
+    assert_eq!(got.entrypoint, Some(vec!["/nginx".to_owned()]));
+    let log = reg.log();
+    assert!(
+        log.contains("/v2/team/app/manifests/v1?ns=registry.example.com"),
+        "the mirror is told the original registry: {log}"
+    );
+    assert!(
+        log.contains("/v2/library/nginx/manifests/1.27?ns=docker.io"),
+        "{log}"
+    );
+
+    let err = src
+        .image_config("registry.example.com/team/missing:v1", &amd64())
+        .await
+        .expect_err("missing");
+    assert!(matches!(err, ImageConfigError::NotFound { .. }), "{err:?}");
+    // Not mirrored: asked of its own host, which does not resolve here.
+    let err = src
+        .image_config("unmirrored.invalid/team/app:v1", &amd64())
+        .await
+        .expect_err("not mirrored");
+    assert!(err.to_string().contains("unmirrored.invalid"), "{err}");
+}

@@ -23,7 +23,9 @@ pub mod ecr;
 pub mod error;
 pub mod registry;
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 pub use cache::CachedImageSource;
@@ -62,6 +64,9 @@ pub struct ImageSourceSettings {
     /// AWS configuration to use for ECR instead of loading the default chain (tests). Default:
     /// none — loaded on first ECR use (region, credentials: Pod Identity, IRSA, env, profile).
     pub aws_sdk_config: Option<aws_config::SdkConfig>,
+    /// Registries whose image configs are read from a mirror instead, as a containerd mirror
+    /// does (the pod's image reference is not changed). Default: none.
+    pub mirrors: Vec<RegistryMirror>,
     /// Proxy for plain-HTTP registry traffic. Default: none (`HTTP_PROXY` still applies).
     pub http_proxy: Option<String>,
     /// Proxy for HTTPS registry traffic. Default: none (`HTTPS_PROXY` still applies).
@@ -82,8 +87,95 @@ impl Default for ImageSourceSettings {
             ecr: true,
             ecr_endpoint: None,
             aws_sdk_config: None,
+            mirrors: Vec::new(),
             http_proxy: None,
             https_proxy: None,
+        }
+    }
+}
+
+/// `--registry-mirror <registry>=<mirror>`: read image configs for `registry` (as image
+/// references name it after normalisation: `docker.io` for Docker Hub) from `mirror` (a
+/// `host[:port]`, e.g. an ECR pull-through cache or a Harbor proxy project's host). The
+/// mirror gets the original registry in the `ns` query parameter, as containerd sends it.
+/// Credentials are those of the mirror host (ECR token, docker config entry, or anonymous).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryMirror {
+    pub registry: String,
+    pub mirror: String,
+}
+
+/// The name image references give a registry: lower case, and Docker Hub's aliases as
+/// `docker.io`.
+pub fn normalise_registry(host: &str) -> String {
+    let host = host.trim().to_ascii_lowercase();
+    match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
+        _ => host,
+    }
+}
+
+fn host_port(what: &str, s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && !s.contains('/')
+        && !s.contains(char::is_whitespace)
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
+    if ok {
+        Ok(normalise_registry(s))
+    } else {
+        Err(format!(
+            "{what} {s:?} must be a registry host or host:port, like \"mirror.example:5000\""
+        ))
+    }
+}
+
+impl FromStr for RegistryMirror {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Some((registry, mirror)) = s.trim().split_once('=') else {
+            return Err(format!(
+                "`{s}` is not <registry>=<mirror>; write e.g. `docker.io=mirror.example:5000`"
+            ));
+        };
+        Ok(Self {
+            registry: host_port("the mirrored registry", registry.trim())?,
+            mirror: host_port("the mirror", mirror.trim())?,
+        })
+    }
+}
+
+impl fmt::Display for RegistryMirror {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.registry, self.mirror)
+    }
+}
+
+impl serde::Serialize for RegistryMirror {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrors() {
+        let m: RegistryMirror = "Index.Docker.io=mirror.example:5000".parse().unwrap();
+        assert_eq!(m.registry, "docker.io");
+        assert_eq!(m.mirror, "mirror.example:5000");
+        assert_eq!(m.to_string(), "docker.io=mirror.example:5000");
+        for bad in [
+            "docker.io",
+            "=m",
+            "docker.io=",
+            "a=http://m",
+            "a=m/path",
+            "a b=m",
+        ] {
+            assert!(bad.parse::<RegistryMirror>().is_err(), "{bad}");
         }
     }
 }

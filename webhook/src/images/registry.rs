@@ -65,9 +65,21 @@ pub fn parse_reference(image: &str) -> Result<Reference, ImagesError> {
         })
 }
 
+/// The registry as messages name it: the image's registry, or `<mirror> (mirror of <registry>)`.
+/// (oci-client's mirror support — `set_mirror_registry`, `namespace` — is the library's own,
+/// marked as outside its semver guarantees; `tests/images_registry.rs` covers it.)
+fn registry_label(reference: &Reference) -> String {
+    match reference.namespace() {
+        Some(original) => format!("{} (mirror of {original})", reference.resolve_registry()),
+        None => reference.registry().to_owned(),
+    }
+}
+
 /// A registry client for image configs (no caching; see [`super::CachedImageSource`]).
 pub struct RegistryClient {
     insecure: HashSet<String>,
+    /// Registry (normalised) → the mirror its image configs are read from.
+    mirrors: HashMap<String, String>,
     docker_config: Option<PathBuf>,
     ecr: Option<EcrAuth>,
     timeout: Duration,
@@ -84,6 +96,7 @@ impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegistryClient")
             .field("insecure", &self.insecure)
+            .field("mirrors", &self.mirrors)
             .field("docker_config", &self.docker_config)
             .field("ecr", &self.ecr)
             .field("timeout", &self.timeout)
@@ -122,13 +135,16 @@ impl RegistryClient {
                 "request timeout must be more than 0".into(),
             ));
         }
-        let ecr = settings.ecr.then(|| {
-            EcrAuth::new(
-                settings.aws_sdk_config.clone(),
-                settings.ecr_endpoint.clone(),
-                settings.request_timeout,
-            )
-        });
+        let ecr = settings
+            .ecr
+            .then(|| {
+                EcrAuth::new(
+                    settings.aws_sdk_config.clone(),
+                    settings.ecr_endpoint.clone(),
+                    settings.request_timeout,
+                )
+            })
+            .transpose()?;
         let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
             .iter()
             .map(|der| Certificate {
@@ -136,8 +152,18 @@ impl RegistryClient {
                 data: der.as_ref().to_vec(),
             })
             .collect();
+        let mut mirrors = HashMap::new();
+        for m in &settings.mirrors {
+            if let Some(other) = mirrors.insert(m.registry.clone(), m.mirror.clone()) {
+                return Err(ImagesError::Settings(format!(
+                    "registry {} has two mirrors ({other} and {}); give one",
+                    m.registry, m.mirror
+                )));
+            }
+        }
         Ok(Self {
             insecure,
+            mirrors,
             docker_config: settings.docker_config.clone(),
             ecr,
             timeout: settings.request_timeout,
@@ -242,7 +268,20 @@ impl RegistryClient {
         reference: &Reference,
         platform: &Platform,
     ) -> Result<ImageConfig, ImagesError> {
-        let registry = reference.registry().to_owned();
+        let mirror = self
+            .mirrors
+            .get(&super::normalise_registry(reference.registry()));
+        let mirrored;
+        let (reference, registry) = match mirror {
+            Some(mirror) => {
+                let mut r = reference.clone();
+                r.set_mirror_registry(mirror.clone());
+                mirrored = r;
+                (&mirrored, mirror.clone())
+            }
+            None => (reference, reference.registry().to_owned()),
+        };
+        // `registry` is the host spoken to: the mirror when there is one (its credentials).
         let (auth, source) = self.auth_for(&registry).await?;
         let client = self.client_for(reference, &auth)?;
         let result = self
@@ -264,7 +303,7 @@ impl RegistryClient {
         auth: &RegistryAuth,
         platform: &Platform,
     ) -> Result<ImageConfig, FetchError> {
-        let registry = reference.registry();
+        let registry = &registry_label(reference);
         let (body, _digest) = client
             .pull_manifest_raw(reference, auth, ACCEPTED_MANIFESTS)
             .await?;
@@ -317,7 +356,7 @@ impl RegistryClient {
         reference: &Reference,
         descriptor: &OciDescriptor,
     ) -> Result<Vec<u8>, FetchError> {
-        let registry = reference.registry();
+        let registry = &registry_label(reference);
         self.check_size(
             registry,
             "image config",
@@ -349,7 +388,7 @@ impl RegistryClient {
     }
 
     fn map_error(&self, e: FetchError, reference: &Reference, source: &AuthSource) -> ImagesError {
-        let registry = reference.registry().to_owned();
+        let registry = registry_label(reference);
         let e = match e {
             FetchError::Images(e) => return e,
             FetchError::Oci(e) => e,
