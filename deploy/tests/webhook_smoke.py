@@ -35,12 +35,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from check_misc import CONTRACT_METRICS  # noqa: E402
 from check_rendered import parse_duration  # noqa: E402
 
-# Contract section 6 flags that the chart renders (only when set to a non-default value)
-# while they are being added to the webhook binary. A binary that lacks them gets the
-# rest of the config checked and a loud note; any other unknown key fails. Once every
-# binary in use has them this set only documents history: empty it.
-AWAITING_WEBHOOK_FLAGS = {"init-container-cpu", "init-container-memory", "run-as-user", "registry-mirror"}
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -88,17 +82,9 @@ def main() -> None:
         fail(f"{a.binary} --print-config failed:\n{p.stderr.strip()}")
     known = set(yaml.safe_load(p.stdout) or {})
     unknown = sorted(set(chart_cfg) - known)
-    awaiting = [k for k in unknown if k in AWAITING_WEBHOOK_FLAGS]
-    unknown = [k for k in unknown if k not in AWAITING_WEBHOOK_FLAGS]
     if unknown:
         fail(f"the chart writes config keys this webhook binary does not know: {unknown} "
              f"(its keys: {sorted(known)})")
-    if awaiting:
-        print("*" * 88 + f"\n* {a.rendered}: this webhook binary does not have {awaiting} yet (contract section 6\n"
-              "* flags being added to the webhook); the rest of the config is checked without them.\n" + "*" * 88)
-        cfg_text = yaml.safe_dump({k: v for k, v in chart_cfg.items() if k not in awaiting}, sort_keys=False)
-        cfg_path.write_text(cfg_text, encoding="utf-8")
-        chart_cfg = yaml.safe_load(cfg_text)
 
     # 1. The binary accepts the chart's config.
     p = subprocess.run(base + ["--print-config"], capture_output=True, text=True, env=env, timeout=60)
