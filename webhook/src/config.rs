@@ -196,6 +196,13 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value = "1024", value_parser = parse_positive::<usize>)]
     pub max_connections: usize,
 
+    /// Connections older than this are told to close on their next answer (HTTP/1.1:
+    /// `Connection: close`; HTTP/2: GOAWAY), so a long-lived client pool spreads over new
+    /// replicas after a scale-up. `0` keeps connections for as long as the client does.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub max_connection_age: Duration,
+
     /// After SIGTERM: time /readyz reports 503 while still serving, so endpoints drop this pod.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     #[serde(serialize_with = "ser_duration")]

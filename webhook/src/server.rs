@@ -2,15 +2,26 @@
 //!
 //! - TLS port: a tokio accept loop, rustls handshake (bounded by `--read-timeout`), then
 //!   hyper-util's auto (HTTP/1.1 + HTTP/2) connection with `header_read_timeout`
-//!   = `--read-timeout` (and the first request bytes due within it too), each connection
-//!   watched for graceful shutdown. At most `--max-connections` are open at once; at the
-//!   limit the loop stops accepting until one closes.
+//!   = `--read-timeout` (and the first request bytes due within it too). At most
+//!   `--max-connections` are open at once; at the limit the loop stops accepting until one
+//!   closes.
 //! - metrics port: plain HTTP, `/metrics`.
 //!
+//! Connections end from our side only where the client can see it coming, because a client
+//! that sends a request on a keep-alive connection at the moment we close it gets an error
+//! (`EOF`, `server closed idle connection`), and the API server does not retry a webhook call:
+//! under `failurePolicy: Fail` that is a pod refused. (The API server keeps a pool of
+//! HTTP/1.1 connections and reuses them, kubernetes/kubernetes#127335.) So a connection that
+//! must go is told on its next answer: HTTP/1.1 responses carry `Connection: close` and the
+//! connection closes right after; HTTP/2 connections get a GOAWAY (in-flight streams finish).
+//! That happens to every connection once shutdown has begun, and to a connection older than
+//! `--max-connection-age`, so a long-lived pool spreads over new replicas after a scale-up.
+//!
 //! Shutdown (SIGTERM/SIGINT, or the future given to [`Server::serve`]): `/readyz` turns 503
-//! at once while requests are still served for `--shutdown-delay` (so the Service's
-//! endpoints drop this pod), then the listener closes, in-flight requests finish (idle
-//! keep-alive connections are closed), and after at most `--shutdown-timeout` the server
+//! at once and every connection is told to go as above, while requests are still served for
+//! `--shutdown-delay` (so the Service's endpoints drop this pod and clients reconnect to a
+//! ready replica); then the listener closes, connections that stayed idle through the delay
+//! are closed, in-flight requests finish, and after at most `--shutdown-timeout` the server
 //! returns regardless.
 
 use std::future::Future;
@@ -22,7 +33,6 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use mutation_modes::ImageConfigSource;
 use tokio::io::AsyncBufReadExt;
@@ -165,7 +175,7 @@ impl Server {
             mutation_mode = %config.mutation.default_mode,
             "secrets-init-webhook serving"
         );
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let (phase_tx, phase_rx) = watch::channel(Phase::Serving);
         let tls_task = tokio::spawn(serve_tls(
             tls_listener,
             acceptor,
@@ -174,8 +184,10 @@ impl Server {
                 read_timeout: config.read_timeout,
                 shutdown_timeout: config.shutdown_timeout,
                 max_connections: config.max_connections,
+                max_connection_age: (!config.max_connection_age.is_zero())
+                    .then_some(config.max_connection_age),
             },
-            stop_rx.clone(),
+            phase_rx,
         ));
         let (metrics_stop_tx, mut metrics_stop_rx) = watch::channel(false);
         let metrics_task = tokio::spawn(async move {
@@ -191,13 +203,15 @@ impl Server {
 
         shutdown.await;
         readiness.set(false);
+        let _ = phase_tx.send(Phase::Draining);
         tracing::info!(
             delay = %humantime::format_duration(config.shutdown_delay),
             timeout = %humantime::format_duration(config.shutdown_timeout),
-            "shutdown requested: /readyz now reports 503; still serving during the delay"
+            "shutdown requested: /readyz now reports 503 and every connection is told to close \
+             on its next answer; still serving during the delay"
         );
         tokio::time::sleep(config.shutdown_delay).await;
-        let _ = stop_tx.send(true);
+        let _ = phase_tx.send(Phase::Stopping);
         if let Err(e) = tls_task.await {
             tracing::error!(error = %e, "TLS server task failed");
         }
@@ -217,12 +231,23 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
         .map_err(|source| Error::Bind { addr, source })
 }
 
+/// Where the server is in its life; every connection watches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Shutdown has begun: connections are told to close on their next answer.
+    Draining,
+    /// The delay is over: the listener closes, idle connections are closed.
+    Stopping,
+}
+
 /// Connection-level limits of the TLS port.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     read_timeout: Duration,
     shutdown_timeout: Duration,
     max_connections: usize,
+    max_connection_age: Option<Duration>,
 }
 
 async fn serve_tls(
@@ -230,17 +255,13 @@ async fn serve_tls(
     acceptor: TlsAcceptor,
     app: Router,
     limits: Limits,
-    mut stop: watch::Receiver<bool>,
+    mut phase: watch::Receiver<Phase>,
 ) {
-    let Limits {
-        read_timeout,
-        shutdown_timeout,
-        max_connections,
-    } = limits;
-    let graceful = GracefulShutdown::new();
+    let max_connections = limits.max_connections;
     // One slot per open connection (handshaking or served). At the limit the loop stops
     // accepting: new connections wait in the kernel's backlog instead of costing memory here.
     let slots = Arc::new(Semaphore::new(max_connections));
+    let stopping = |p: &Phase| *p == Phase::Stopping;
     loop {
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
@@ -254,20 +275,20 @@ async fn serve_tls(
                         Ok(slot) => slot,
                         Err(_) => break,
                     },
-                    () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+                    () = async { let _ = phase.wait_for(stopping).await; } => break,
                 }
             }
         };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    let watcher = graceful.watcher();
                     let acceptor = acceptor.clone();
                     let app = app.clone();
+                    let phase = phase.clone();
                     tokio::spawn(async move {
                         let _slot = slot;
-                        if let Some(conn) = handshake(acceptor, tcp, peer, read_timeout).await {
-                            serve_connection(conn, app, read_timeout, watcher).await;
+                        if let Some(conn) = handshake(acceptor, tcp, peer, limits.read_timeout).await {
+                            serve_connection(conn, app, limits, phase).await;
                         }
                     });
                 }
@@ -277,18 +298,21 @@ async fn serve_tls(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            () = async { let _ = phase.wait_for(stopping).await; } => break,
         }
     }
     drop(listener);
+    let open = max_connections - slots.available_permits();
     tracing::info!(
-        connections = graceful.count(),
+        connections = open,
         "listener closed; waiting for in-flight requests"
     );
+    // Every connection gives its slot back when it ends.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
-        () = tokio::time::sleep(shutdown_timeout) => tracing::warn!(
-            timeout = %humantime::format_duration(shutdown_timeout),
+        _ = slots.acquire_many(all) => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(limits.shutdown_timeout) => tracing::warn!(
+            timeout = %humantime::format_duration(limits.shutdown_timeout),
             "connections still open after --shutdown-timeout; exiting anyway"
         ),
     }
@@ -314,23 +338,65 @@ async fn handshake(
     }
 }
 
+/// When one connection should end: once shutdown has begun, or once it is older than
+/// `--max-connection-age`.
+#[derive(Debug, Clone)]
+struct Lifetime {
+    phase: watch::Receiver<Phase>,
+    ends_at: Option<tokio::time::Instant>,
+}
+
+impl Lifetime {
+    fn should_end(&self) -> bool {
+        *self.phase.borrow() != Phase::Serving
+            || self
+                .ends_at
+                .is_some_and(|t| tokio::time::Instant::now() >= t)
+    }
+}
+
 async fn serve_connection(
     tls: tokio_rustls::server::TlsStream<TcpStream>,
     app: Router,
-    read_timeout: Duration,
-    watcher: hyper_util::server::graceful::Watcher,
+    limits: Limits,
+    mut phase: watch::Receiver<Phase>,
 ) {
+    let read_timeout = limits.read_timeout;
     let info = ConnectionInfo {
         client_cert_verified: tls.get_ref().1.peer_certificates().is_some(),
     };
-    let service = app.map_request(move |mut req: http::Request<Incoming>| {
+    let lifetime = Lifetime {
+        phase: phase.clone(),
+        ends_at: limits
+            .max_connection_age
+            .map(|age| tokio::time::Instant::now() + age),
+    };
+    // An HTTP/1.1 answer is where a client learns that the connection will close: with
+    // `Connection: close` on it, hyper closes the connection right after, and the client
+    // opens a new one for its next request (to a ready replica).
+    let answers_end_it = lifetime.clone();
+    let service = tower::service_fn(move |mut req: http::Request<Incoming>| {
         req.extensions_mut().insert(info);
-        req
+        let http1 = req.version() < http::Version::HTTP_2;
+        let lifetime = http1.then(|| answers_end_it.clone());
+        let answer = app.clone().oneshot(req);
+        async move {
+            let mut resp = answer.await?;
+            // Decided when the answer is ready: shutdown may have begun meanwhile.
+            if lifetime.is_some_and(|l| l.should_end()) {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
     // hyper's header_read_timeout only starts once the protocol is known, and the auto
     // builder waits for the first bytes to tell HTTP/1.1 from HTTP/2: a client that completes
     // the handshake and then says nothing would hold the connection forever. So the first
     // bytes must arrive within --read-timeout too (peeked, not consumed).
+    let http2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let mut io = tokio::io::BufReader::new(tls);
     match tokio::time::timeout(read_timeout, io.fill_buf()).await {
         Ok(Ok(first)) if !first.is_empty() => {}
@@ -354,8 +420,38 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
-        tracing::debug!(error = %e, "connection ended with an error");
+    tokio::pin!(conn);
+    let aged = async {
+        match lifetime.ends_at {
+            Some(t) => tokio::time::sleep_until(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(aged);
+    let mut told = false;
+    loop {
+        tokio::select! {
+            served = conn.as_mut() => {
+                if let Err(e) = served {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            // HTTP/2: a GOAWAY as soon as the connection should end (in-flight streams
+            // finish). HTTP/1.1 waits for its next answer, or for the end of the delay.
+            () = &mut aged, if !told && http2 => {
+                told = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            changed = phase.changed(), if !told => {
+                let now = if changed.is_err() { Phase::Stopping } else { *phase.borrow_and_update() };
+                if now == Phase::Stopping || (now == Phase::Draining && http2) {
+                    told = true;
+                    // HTTP/1.1: closes at once when idle, else right after the answer.
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
     }
 }
 

@@ -637,3 +637,248 @@ async fn a_registry_that_never_answers_gets_a_timely_denial_naming_the_image() {
     running.sigterm();
     hold.abort();
 }
+
+/// A TCP balancer as kube-proxy behaves for a Service: a new connection goes to a backend
+/// whose `/readyz` answered 200 at its last check (every 50 ms); established connections stay
+/// where they are.
+struct Balancer {
+    addr: SocketAddr,
+    backends: Arc<Mutex<Vec<(SocketAddr, bool)>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Balancer {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let backends: Arc<Mutex<Vec<(SocketAddr, bool)>>> = Arc::default();
+        let checker = {
+            let backends = backends.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .tls_backend_preconfigured(dev_tls_config())
+                    .no_proxy()
+                    .timeout(Duration::from_millis(500))
+                    .build()
+                    .expect("client");
+                loop {
+                    let addrs: Vec<SocketAddr> =
+                        backends.lock().expect("lock").iter().map(|b| b.0).collect();
+                    for a in addrs {
+                        let ready = client
+                            .get(format!("https://{a}/readyz"))
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status() == 200);
+                        for b in backends.lock().expect("lock").iter_mut() {
+                            if b.0 == a {
+                                b.1 = ready;
+                            }
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
+        let proxy = {
+            let backends = backends.clone();
+            tokio::spawn(async move {
+                let mut next = 0usize;
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let ready: Vec<SocketAddr> = backends
+                        .lock()
+                        .expect("lock")
+                        .iter()
+                        .filter(|b| b.1)
+                        .map(|b| b.0)
+                        .collect();
+                    if ready.is_empty() {
+                        continue; // dropped: the client sees a refused connection
+                    }
+                    next = next.wrapping_add(1);
+                    let target = ready[next % ready.len()];
+                    tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                }
+            })
+        };
+        Self {
+            addr,
+            backends,
+            tasks: vec![checker, proxy],
+        }
+    }
+
+    /// Adds a backend and waits until the balancer has seen it ready.
+    async fn add(&self, backend: SocketAddr) {
+        self.backends.lock().expect("lock").push((backend, false));
+        common::eventually(
+            Duration::from_secs(30),
+            "the balancer sees the replica ready",
+            || async {
+                self.backends
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .any(|b| b.0 == backend && b.1)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn mutated_count(r: &Running) -> f64 {
+    common::scrape(r.metrics_addr)
+        .await
+        .get("secrets_init_webhook_admission_requests_total{result=\"mutated\"}")
+        .copied()
+        .unwrap_or_default()
+}
+
+async fn serves_at_least(r: &Running, n: f64) {
+    common::eventually(
+        Duration::from_secs(60),
+        "the replica serves its share",
+        || async { (mutated_count(r).await >= n).then_some(()) },
+    )
+    .await;
+}
+
+async fn exits(r: &mut Running, within: Duration) -> std::process::ExitStatus {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(status) = r.child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replica did not exit within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Status codes and errors from `hey`'s report.
+fn hey_report(out: &str) -> (u64, u64, Vec<String>) {
+    let (mut ok, mut other, mut errors) = (0, 0, Vec::new());
+    let mut section = "";
+    for line in out.lines() {
+        let t = line.trim();
+        if t.ends_with("distribution:") {
+            section = if t.starts_with("Status code") {
+                "status"
+            } else if t.starts_with("Error") {
+                "error"
+            } else {
+                ""
+            };
+            continue;
+        }
+        let Some(rest) = t.strip_prefix('[') else {
+            continue;
+        };
+        let Some((key, tail)) = rest.split_once(']') else {
+            continue;
+        };
+        match section {
+            "status" => {
+                let n: u64 = tail
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                if key == "200" { ok += n } else { other += n }
+            }
+            "error" => errors.push(format!("{key} × {}", tail.trim())),
+            _ => {}
+        }
+    }
+    (ok, other, errors)
+}
+
+/// Issue 17: two rolling replacements under a Go HTTP/1.1 keep-alive client (`hey`, Go's
+/// net/http, 16 connections, like the API server's pool), behind a readiness-aware balancer:
+/// every admission is answered 200. Before the replicas told their connections to close
+/// (`Connection: close` on each answer once shutdown began), clients sent requests on pooled
+/// connections the draining replica was closing: `Post ...: EOF`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_restart_under_keep_alive_load_fails_no_admission() {
+    let hey = images_support::require_tool("hey");
+    let replica = || {
+        Running::start(
+            &["--shutdown-delay", "2s", "--shutdown-timeout", "10s"],
+            &[],
+        )
+    };
+    let lb = Balancer::start().await;
+    let mut a = replica();
+    lb.add(a.addr).await;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let body = dir.path().join("review.json");
+    std::fs::write(&body, common::example("pod-with-command.json")).expect("write");
+    // -host: hey puts the Host header into the TLS server name, and rustls refuses an IP
+    // address there.
+    let mut load = Command::new(hey)
+        .args(["-z", "300s", "-c", "16", "-host", "localhost", "-m", "POST"])
+        .args(["-T", "application/json", "-D"])
+        .arg(&body)
+        .arg(format!("https://{}/mutate", lb.addr))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start hey");
+
+    serves_at_least(&a, 300.0).await;
+    let mut b = replica();
+    lb.add(b.addr).await;
+    a.sigterm();
+    assert!(exits(&mut a, Duration::from_secs(30)).await.success());
+    let before = mutated_count(&b).await;
+    serves_at_least(&b, before + 300.0).await;
+
+    let c = replica();
+    lb.add(c.addr).await;
+    b.sigterm();
+    assert!(exits(&mut b, Duration::from_secs(30)).await.success());
+    serves_at_least(&c, 300.0).await;
+
+    // hey prints its report on SIGINT.
+    let status = Command::new("kill")
+        .args(["-INT", &load.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut load.stdout.take().expect("stdout"), &mut out)
+        .expect("read hey's report");
+    let exit = load.wait().expect("hey exits");
+    let (ok, other, errors) = hey_report(&out);
+    eprintln!(
+        "rolling restart: {ok} admissions answered 200, {other} other statuses, errors: {errors:?}"
+    );
+    assert!(exit.success() || ok > 0, "hey failed: {out}");
+    assert!(ok >= 900, "too little load to mean anything: {out}");
+    assert!(
+        other == 0 && errors.is_empty(),
+        "admissions failed across the rolling restart: {other} non-200, errors {errors:?}\n{out}"
+    );
+}

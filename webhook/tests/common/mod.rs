@@ -253,6 +253,13 @@ pub struct Running {
 }
 
 impl Running {
+    /// Begins the shutdown sequence (as SIGTERM does) without waiting for it to end.
+    pub fn begin_stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
