@@ -1,19 +1,15 @@
-//! Pure pod mutation for secrets-init (contract §4–§5): a Pod in, a JSON patch (or a
-//! denial message) out. The only I/O is reading image configs, behind [`ImageConfigSource`].
+//! Pure pod mutation for secrets-init (contract §4–§5): a Pod in, a JSON patch (or a denial
+//! message) out. The only I/O is reading image configs, behind [`ImageConfigSource`].
 //!
-//! - [`options`]: pod options from `secretsinit.io/*` annotations;
-//! - [`select`]: which containers are mutated;
-//! - [`command`]: the original program (as Kubernetes works it out) and `$` escaping;
-//! - [`modes`]: the [`MutationMode`] strategies `init-container`, `shared-volume`, `image-swap`;
-//! - [`mutate_pod`]: all of it together, in four steps: the annotations say whether to go
-//!   on, [`plan`] says what to do with which container, [`look_up`] reads the image configs
-//!   the plan needs (the only I/O), [`build_patch`] writes the JSON patch. The webhook runs
-//!   the two CPU steps where they cannot hold up other requests, the I/O step on its runtime.
+//! [`mutate_pod`] runs four steps: the annotations say whether to go on, [`plan`] says what
+//! to do with which container, [`look_up`] reads the image configs the plan needs (the only
+//! I/O), [`build_patch`] writes the JSON patch. The webhook runs the two CPU steps where they
+//! cannot hold up other requests, the I/O step on its runtime.
 //!
 //! Every step is linear in the size of the pod, and every message echoing the pod is bounded
 //! ([`bounded`]): the pod is not validated yet when the webhook sees it, and anyone who may
-//! create a pod may send one of megabytes.
-//! Behaviour choices are documented in the crate's README.md.
+//! create a pod may send one of megabytes. Behaviour choices are documented in the crate's
+//! README.md.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;

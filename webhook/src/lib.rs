@@ -1,16 +1,7 @@
-//! The secrets-init admission webhook.
-//!
-//! - [`config`]: flags > env > YAML file > defaults.
-//! - [`server`]: the TLS and metrics listeners, graceful shutdown; [`run`].
-//! - [`router`]: the routes and the ONE place the layer stack is composed; [`router()`].
-//! - [`layers`]: auth, metrics, tracing, timeout, body limit, concurrency — one module each.
-//! - [`admission`]: AdmissionReview v1 in, AdmissionResponse out.
-//! - [`glue`]: the mutation's configuration and the image source, built from the config.
-//! - [`offload`]: where an admission's CPU work runs (large requests off the runtime workers).
-//! - [`tls`]: rustls (TLS 1.3 only), certificate hot reload, development certificate.
-//! - [`metrics`], [`telemetry`]: Prometheus metrics, logs and OTLP traces.
-//! - [`images`]: image configs from registries (oci-client, ECR auth) behind a moka cache;
-//!   implements [`mutation_modes::ImageConfigSource`].
+//! The secrets-init admission webhook: `POST /mutate` takes an AdmissionReview, runs the pod
+//! through `mutation_modes` and answers with a JSON patch or a denial. The request path, in
+//! order: [`server`] (TLS, connections, shutdown) → [`app`] (routes and the one layer stack)
+//! → [`admission`] (the handler). Each module's own documentation says what it does.
 
 pub mod admission;
 pub mod app;

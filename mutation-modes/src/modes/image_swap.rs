@@ -131,7 +131,7 @@ impl<'de> serde::Deserialize<'de> for SwapTemplate {
     }
 }
 
-/// The strategy.
+/// Runs each mutated container from its image's variant that already holds secrets-init.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSwap {
     pub template: SwapTemplate,

@@ -2,8 +2,6 @@
 //! contract describes (§4–§5), for arbitrary pods, annotations and modes — built here
 //! independently of the library — and mutating that pod again is a no-op.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{

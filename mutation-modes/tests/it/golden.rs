@@ -9,17 +9,13 @@
 //! input.yaml), `skipped.<mode>.txt` (reason and warnings) or `error.<mode>.txt` (the denial
 //! message), plus `lookups.<mode>.txt` when the image source was asked anything.
 //!
-//! `UPDATE_GOLDEN=1 cargo test -p mutation-modes --test golden` rewrites those files. Review
+//! `UPDATE_GOLDEN=1 cargo test -p mutation-modes --test it golden` rewrites those files. Review
 //! them by eye: they are the specification.
-
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{FakeImage, FakeImages, base_config, golden_dir, read_yaml};
+use crate::common::{FakeImage, FakeImages, base_config, golden_dir, read_yaml};
 use k8s_openapi::api::core::v1::Pod;
 use mutation_modes::{ANNOTATION_INJECTED, Decision, ModeKind, MutationConfig, mutate_pod};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: a table-driven `ImageConfigSource`, fixture
 //! loading, and finding the schema validator.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

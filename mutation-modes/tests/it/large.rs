@@ -1,15 +1,11 @@
 //! A pod with 60 containers: every rule still holds, image lookups are made once per distinct
 //! image and all at once, and the result validates against the Kubernetes schema.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{base_config, validate_files};
+use crate::common::{base_config, validate_files};
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use mutation_modes::{

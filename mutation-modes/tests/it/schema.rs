@@ -1,11 +1,7 @@
 //! Every patched pod the golden tests expect is a valid Pod for the Kubernetes API schema
 //! (kubernetes-validate, strict: unknown fields are errors).
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
-mod common;
-
-use common::{golden_dir, validate_files};
+use crate::common::{golden_dir, validate_files};
 
 #[test]
 fn expected_pods_validate_against_the_kubernetes_schema() {
@@ -34,7 +30,7 @@ fn expected_pods_validate_against_the_kubernetes_schema() {
             let case = f.parent().unwrap().file_name().unwrap().to_string_lossy();
             let stem = f.file_stem().unwrap().to_string_lossy();
             let out = dir.path().join(format!("{case}.{stem}.json"));
-            let doc: serde_json::Value = common::read_yaml(f);
+            let doc: serde_json::Value = crate::common::read_yaml(f);
             std::fs::write(&out, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
             out
         })

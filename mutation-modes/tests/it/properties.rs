@@ -1,8 +1,6 @@
 //! Property tests: `$` escaping undoes Kubernetes' expansion exactly, and mutation is
 //! idempotent and its patch always applies, for arbitrary pod shapes.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec};
