@@ -1,0 +1,397 @@
+//! The placeholder grammar (contract §2), one implementation for secrets-init, which resolves
+//! placeholders, and the webhook, which checks them at admission. Pure: no I/O, no AWS types.
+//!
+//! Whole value: `awssm:<secret-id>[#<key>[#<version>]]`.
+//! Embedded:    `${awssm:<secret-id>[#<key>[#<version>]]}` anywhere, any number of times;
+//!              `$${` is an escape for a literal `${`.
+//! Legacy:      `awssm://<secret-id>…` is read as `awssm:<secret-id>…`.
+//!
+//! The grammar after the prefix is shared by every [`Source`]; a new store is a new variant
+//! with its prefix, and [`is_placeholder`] and [`parse_value`] recognise it from then on.
+
+use std::fmt;
+
+/// Escape for a literal `${` inside a value that also holds embedded references.
+const ESCAPE: &str = "$${";
+
+/// The AWS service a reference is resolved from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// AWS Secrets Manager, prefix `awssm:`.
+    SecretsManager,
+}
+
+impl Source {
+    /// Every source the grammar recognises. No prefix is a prefix of another, so the order
+    /// does not matter.
+    pub const ALL: [Source; 1] = [Source::SecretsManager];
+
+    /// What a whole value starts with.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Source::SecretsManager => "awssm:",
+        }
+    }
+
+    /// What an embedded reference starts with: `${` and the prefix.
+    pub const fn embed_open(self) -> &'static str {
+        match self {
+            Source::SecretsManager => "${awssm:",
+        }
+    }
+
+    /// The service named in this source's ARNs (`arn:<partition>:<service>:<region>:…`).
+    pub const fn arn_service(self) -> &'static str {
+        match self {
+            Source::SecretsManager => "secretsmanager",
+        }
+    }
+
+    /// The shape of a reference, for error messages.
+    pub const fn form(self) -> &'static str {
+        match self {
+            Source::SecretsManager => "awssm:<secret-id>[#<key>[#<version>]]",
+        }
+    }
+
+    /// What the part before the first `#` is called in messages.
+    const fn id_name(self) -> &'static str {
+        match self {
+            Source::SecretsManager => "secret id",
+        }
+    }
+
+    /// The original tool wrote `awssm://<secret-id>`; this marker after the prefix is dropped.
+    const fn legacy_marker(self) -> Option<&'static str> {
+        match self {
+            Source::SecretsManager => Some("//"),
+        }
+    }
+
+    fn parse_version(self, text: &str) -> Version {
+        match self {
+            Source::SecretsManager => match text {
+                "" | "AWSCURRENT" => Version::Current,
+                "AWSPREVIOUS" | "AWSPENDING" => Version::Stage(text.to_owned()),
+                other => Version::Id(other.to_owned()),
+            },
+        }
+    }
+}
+
+/// Which version of a secret a reference asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    /// `AWSCURRENT`, or no version given.
+    Current,
+    /// `AWSPREVIOUS` or `AWSPENDING`.
+    Stage(String),
+    /// Any other value: a version id.
+    Id(String),
+}
+
+/// How to pick a value out of the secret text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// The whole SecretString.
+    Whole,
+    /// A top-level key of a JSON-object secret.
+    Field(String),
+    /// An RFC 6901 JSON Pointer (starts with `/`).
+    Pointer(String),
+}
+
+/// What has to be fetched: each distinct one is fetched once, however many references use it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FetchKey {
+    pub source: Source,
+    /// The secret's name or ARN, as written.
+    pub id: String,
+    pub version: Version,
+}
+
+impl FetchKey {
+    /// The region named by an ARN id (`arn:<partition>:<service>:<region>:…` of this source's
+    /// service), which wins over any configured region.
+    pub fn arn_region(&self) -> Option<&str> {
+        let mut parts = self.id.splitn(6, ':');
+        let (arn, _partition, service, region) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        (arn == "arn" && service == self.source.arn_service() && !region.is_empty())
+            .then_some(region)
+    }
+}
+
+impl fmt::Display for FetchKey {
+    /// The id with its version, for messages: `prod/db (stage AWSPREVIOUS)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)?;
+        match &self.version {
+            Version::Current => Ok(()),
+            Version::Stage(s) => write!(f, " (stage {s})"),
+            Version::Id(id) => write!(f, " (version {id})"),
+        }
+    }
+}
+
+/// One parsed reference to a value: what to fetch and what to take out of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reference {
+    pub fetch: FetchKey,
+    pub key: Key,
+}
+
+impl fmt::Display for Reference {
+    /// The canonical spelling (`awssm:id#key#version`, never a value). It parses back to the
+    /// same reference: an id that itself starts with the legacy marker `//` is written after
+    /// `awssm://`, which the parser strips (found by fuzzing).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = self.fetch.source;
+        f.write_str(source.prefix())?;
+        if let Some(marker) = source.legacy_marker()
+            && self.fetch.id.starts_with(marker)
+        {
+            f.write_str(marker)?;
+        }
+        f.write_str(&self.fetch.id)?;
+        let key = match &self.key {
+            Key::Whole => "",
+            Key::Field(k) | Key::Pointer(k) => k.as_str(),
+        };
+        let version = match &self.fetch.version {
+            Version::Current => None,
+            Version::Stage(s) | Version::Id(s) => Some(s.as_str()),
+        };
+        match version {
+            Some(v) => write!(f, "#{key}#{v}"),
+            None if !key.is_empty() => write!(f, "#{key}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A piece of an env value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Literal(String),
+    Ref(Reference),
+}
+
+/// An env value that holds placeholders, split into literal text and references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub parts: Vec<Part>,
+}
+
+impl Template {
+    /// The references, in the order they appear in the value.
+    pub fn refs(&self) -> impl Iterator<Item = &Reference> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Ref(r) => Some(r),
+            Part::Literal(_) => None,
+        })
+    }
+
+    /// Renders the value; `values[i]` is the value of the i-th reference of [`Self::refs`].
+    /// The result is allocated once at its final size, so no partial copy of a value is left
+    /// behind in memory released by a reallocation.
+    pub fn render(&self, values: &[String]) -> String {
+        let mut sizes = values.iter();
+        let size = self
+            .parts
+            .iter()
+            .map(|part| match part {
+                Part::Literal(s) => s.len(),
+                Part::Ref(_) => sizes.next().map_or(0, String::len),
+            })
+            .sum();
+        let mut out = String::with_capacity(size);
+        let mut values = values.iter();
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Ref(_) => out.push_str(values.next().map(String::as_str).unwrap_or_default()),
+            }
+        }
+        out
+    }
+}
+
+/// Why an env value that is a placeholder cannot be read. The caller adds the variable's
+/// name. Messages quote the placeholder as written (placeholders are not secret) and never
+/// any other part of the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error(
+        "malformed placeholder: unclosed `{open}` at byte {at}: add the closing `}}` (write `$${{` for a literal `${{`)"
+    )]
+    Unclosed { open: &'static str, at: usize },
+    #[error("malformed placeholder: `{placeholder}` has more than two `#`: the form is {form}")]
+    TooManyFields {
+        placeholder: String,
+        form: &'static str,
+    },
+    #[error("malformed placeholder: `{placeholder}` has an empty {id_name}: the form is {form}")]
+    EmptyId {
+        placeholder: String,
+        id_name: &'static str,
+        form: &'static str,
+    },
+    #[error(
+        "malformed placeholder: `{}` has a {id_name} containing {character:?}; secret names have no spaces or control characters (a trailing newline from a YAML block scalar is a common cause)",
+        placeholder.escape_debug()
+    )]
+    IdCharacter {
+        placeholder: String,
+        id_name: &'static str,
+        character: char,
+    },
+    #[error(
+        "malformed placeholder: `{}` has a version containing {character:?}",
+        placeholder.escape_debug()
+    )]
+    VersionCharacter {
+        placeholder: String,
+        character: char,
+    },
+}
+
+/// True when a value is one secrets-init must touch (contract §2): it starts with a prefix
+/// (`awssm:`, the legacy `awssm://` included) or contains an embedded opening (`${awssm:`).
+/// Exactly the values for which [`parse_value`] does not return `Ok(None)`.
+pub fn is_placeholder(value: &str) -> bool {
+    Source::ALL
+        .iter()
+        .any(|s| value.starts_with(s.prefix()) || value.contains(s.embed_open()))
+}
+
+/// Parses an env value. `Ok(None)`: not a placeholder, leave it alone.
+pub fn parse_value(value: &str) -> Result<Option<Template>, ParseError> {
+    for source in Source::ALL {
+        if let Some(rest) = value.strip_prefix(source.prefix()) {
+            let reference = parse_reference(source, rest, value)?;
+            return Ok(Some(Template {
+                parts: vec![Part::Ref(reference)],
+            }));
+        }
+    }
+    if !is_placeholder(value) {
+        return Ok(None);
+    }
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut rest = value;
+    while !rest.is_empty() {
+        // Everything up to the next `$` is literal text.
+        let plain = rest.find('$').unwrap_or(rest.len());
+        if plain > 0 {
+            literal.push_str(&rest[..plain]);
+            rest = &rest[plain..];
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix(ESCAPE) {
+            literal.push_str("${");
+            rest = after;
+            continue;
+        }
+        let opened = Source::ALL
+            .into_iter()
+            .find_map(|s| rest.strip_prefix(s.embed_open()).map(|after| (s, after)));
+        let Some((source, after)) = opened else {
+            literal.push('$');
+            rest = &rest[1..];
+            continue;
+        };
+        let open = source.embed_open();
+        let Some(end) = after.find('}') else {
+            return Err(ParseError::Unclosed {
+                open,
+                at: value.len() - rest.len(),
+            });
+        };
+        let reference = parse_reference(source, &after[..end], &rest[..open.len() + end + 1])?;
+        if !literal.is_empty() {
+            parts.push(Part::Literal(std::mem::take(&mut literal)));
+        }
+        parts.push(Part::Ref(reference));
+        rest = &after[end + 1..];
+    }
+    if !literal.is_empty() {
+        parts.push(Part::Literal(literal));
+    }
+    Ok(Some(Template { parts }))
+}
+
+/// Parses `<id>[#<key>[#<version>]]` (the text after the prefix). `shown` is the placeholder
+/// as written, for error messages.
+fn parse_reference(source: Source, text: &str, shown: &str) -> Result<Reference, ParseError> {
+    let text = source
+        .legacy_marker()
+        .and_then(|marker| text.strip_prefix(marker))
+        .unwrap_or(text);
+    let mut fields = text.split('#');
+    let id = fields.next().unwrap_or_default();
+    let key = fields.next().unwrap_or_default();
+    let version = fields.next();
+    if fields.next().is_some() {
+        return Err(ParseError::TooManyFields {
+            placeholder: shown.to_owned(),
+            form: source.form(),
+        });
+    }
+    if id.is_empty() {
+        return Err(ParseError::EmptyId {
+            placeholder: shown.to_owned(),
+            id_name: source.id_name(),
+            form: source.form(),
+        });
+    }
+    if let Some(character) = id.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ParseError::IdCharacter {
+            placeholder: shown.to_owned(),
+            id_name: source.id_name(),
+            character,
+        });
+    }
+    if let Some(character) =
+        version.and_then(|v| v.chars().find(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(ParseError::VersionCharacter {
+            placeholder: shown.to_owned(),
+            character,
+        });
+    }
+    let key = if key.is_empty() {
+        Key::Whole
+    } else if key.starts_with('/') {
+        Key::Pointer(key.to_owned())
+    } else {
+        Key::Field(key.to_owned())
+    };
+    Ok(Reference {
+        fetch: FetchKey {
+            source,
+            id: id.to_owned(),
+            version: source.parse_version(version.unwrap_or_default()),
+        },
+        key,
+    })
+}
+
+/// True when the value uses the original tool's `awssm://` spelling (for a migration note).
+pub fn uses_legacy_form(value: &str) -> bool {
+    Source::ALL.iter().any(|&s| {
+        s.legacy_marker().is_some_and(|marker| {
+            value
+                .strip_prefix(s.prefix())
+                .is_some_and(|rest| rest.starts_with(marker))
+                || value
+                    .split(s.embed_open())
+                    .skip(1)
+                    .any(|rest| rest.starts_with(marker))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests;
