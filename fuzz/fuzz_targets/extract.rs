@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
+use placeholder::Key;
 use secrets_init::extract::{ExtractError, extract};
-use secrets_init::placeholder::Key;
 use serde_json::Value;
 use serde_json::value::RawValue;
 

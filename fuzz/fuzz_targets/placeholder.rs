@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use secrets_init::placeholder::{Part, is_placeholder, parse_value};
+use placeholder::{Part, is_placeholder, parse_value};
 
 fuzz_target!(|value: &str| {
     let parsed = parse_value(value);

@@ -10,8 +10,9 @@ use std::os::unix::ffi::OsStringExt;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use placeholder::FetchKey;
 use secrets_init::fetch::{FetchFailure, FetchResult, SecretText};
-use secrets_init::placeholder::FetchKey;
+use secrets_init::problem::Code;
 use secrets_init::resolve::{OWN_PREFIX, parse_env, render};
 
 /// Every secret value the fuzzer hands out contains this; logs must never show it.
@@ -93,16 +94,14 @@ fn outcome(o: &Outcome, n: usize) -> Option<FetchResult> {
         }
         Outcome::Text => Ok(SecretText::new(format!("{MARK}-{n}"))),
         Outcome::Nul => Ok(SecretText::new(format!("{MARK}\0{n}"))),
-        Outcome::Missing => Err(FetchFailure {
-            code: "ResourceNotFoundException".into(),
-            message: "Secrets Manager can't find the specified secret.".into(),
-            missing: true,
-        }),
-        Outcome::Transient => Err(FetchFailure {
-            code: "ThrottlingException".into(),
-            message: "Rate exceeded".into(),
-            missing: false,
-        }),
+        Outcome::Missing => Err(FetchFailure::new(
+            Code::ResourceNotFound,
+            "Secrets Manager can't find the specified secret.",
+        )),
+        Outcome::Transient => Err(FetchFailure::new(
+            Code::from_aws("ThrottlingException"),
+            "Rate exceeded",
+        )),
         Outcome::NotFetched => return None,
     })
 }

@@ -32,11 +32,9 @@ impl fmt::Display for Selected {
     }
 }
 
-/// The contract §2 rule: a whole-value placeholder starts with `awssm:`, an embedded one
-/// contains `${awssm:`.
-pub fn is_placeholder(value: &str) -> bool {
-    value.starts_with("awssm:") || value.contains("${awssm:")
-}
+/// The contract §2 rule, from the grammar secrets-init resolves with: a whole-value
+/// placeholder starts with `awssm:`, an embedded one contains `${awssm:`.
+pub use placeholder::is_placeholder;
 
 /// True when the container could see a placeholder: an `env[].value` with a placeholder, any
 /// `envFrom`, or any `env[].valueFrom` with `configMapKeyRef`/`secretKeyRef` (whose values the

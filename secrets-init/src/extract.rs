@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 
-use crate::placeholder::Key;
+use placeholder::Key;
+
+use crate::problem::Code;
 
 /// Why a key could not be taken from a secret. Messages never contain secret values;
 /// they may name keys, which are not secret.
@@ -27,10 +29,15 @@ pub enum ExtractError {
 }
 
 impl ExtractError {
-    /// Whether `--ignore-missing` may turn this into an empty value (a key or pointer that
-    /// does not exist). A malformed pointer is a mistake in the manifest, not a missing value.
-    pub fn is_missing(&self) -> bool {
-        !matches!(self, ExtractError::BadPointer { .. })
+    /// A key or pointer that does not exist is a missing value (`--ignore-missing` covers it);
+    /// a malformed pointer is a mistake in the manifest.
+    pub fn code(&self) -> Code {
+        match self {
+            ExtractError::NotAnObject { .. } => Code::SecretNotJsonObject,
+            ExtractError::KeyMissing { .. } => Code::KeyNotFound,
+            ExtractError::PointerMissing { .. } => Code::PointerNotFound,
+            ExtractError::BadPointer { .. } => Code::MalformedPointer,
+        }
     }
 }
 
@@ -296,7 +303,7 @@ mod tests {
         for (secret, key, want, missing) in cases {
             let err = extract(secret, &key).expect_err(&format!("{key:?}"));
             assert!(err.to_string().contains(want), "{key:?}: {err}");
-            assert_eq!(err.is_missing(), missing, "{key:?}");
+            assert_eq!(err.code().is_missing(), missing, "{key:?}");
         }
     }
 

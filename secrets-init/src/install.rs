@@ -6,11 +6,26 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::Error;
+/// Why `install` failed. Names the path and the OS error.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(
+        "install failed: cannot find this executable: /proc/self/exe is unavailable and argv[0] is not a path"
+    )]
+    NoExecutable,
+    #[error("install failed: {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("install failed: {what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
 
 /// Copies this executable to `dir/secrets-init` with mode 0555; the file appears whole or
 /// not at all (written to a temporary name, synced, then renamed).
-pub fn install(dir: &Path) -> Result<PathBuf, Error> {
+pub fn install(dir: &Path) -> Result<PathBuf, InstallError> {
     // /proc/self/exe; without /proc (a bare chroot), the path we were started by.
     let source = std::env::current_exe()
         .ok()
@@ -21,25 +36,20 @@ pub fn install(dir: &Path) -> Result<PathBuf, Error> {
                 .map(PathBuf::from)
                 .filter(|p| p.components().count() > 1 && p.is_file())
         })
-        .ok_or_else(|| {
-            Error::Install(
-                "cannot find this executable: /proc/self/exe is unavailable and argv[0] is not a path"
-                    .into(),
-            )
-        })?;
+        .ok_or(InstallError::NoExecutable)?;
     install_from(&source, dir)
 }
 
-pub fn install_from(source: &Path, dir: &Path) -> Result<PathBuf, Error> {
-    let fail = |what: &str, path: &Path, e: io::Error| {
-        Error::Install(format!("{what} {}: {e}", path.display()))
+/// [`install`] with the file to copy given.
+pub fn install_from(source: &Path, dir: &Path) -> Result<PathBuf, InstallError> {
+    let fail = |what: &'static str, path: &Path, source: io::Error| InstallError::Io {
+        what,
+        path: path.to_owned(),
+        source,
     };
     let meta = fs::metadata(dir).map_err(|e| fail("cannot use directory", dir, e))?;
     if !meta.is_dir() {
-        return Err(Error::Install(format!(
-            "{} is not a directory",
-            dir.display()
-        )));
+        return Err(InstallError::NotADirectory(dir.to_owned()));
     }
     let target = dir.join("secrets-init");
     let temp = dir.join(format!(".secrets-init.{}.tmp", std::process::id()));

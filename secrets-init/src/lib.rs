@@ -1,17 +1,12 @@
 //! secrets-init: resolve AWS Secrets Manager placeholders in the environment, then
 //! `execve()` the real program, which keeps this PID (contract §2–§3).
-//!
-//! - [`placeholder`]: the grammar (pure);
-//! - [`extract`]: taking a key or JSON Pointer out of a secret (pure);
-//! - [`resolve`]: from the container's env to the program's env (pure but for the fetch);
-//! - [`fetch`]: batched, de-duplicated, concurrent Secrets Manager calls;
-//! - [`aws`]: SDK set-up with compiled-in trust roots;
-//! - [`exec`], [`install`], [`probe`], [`report`], [`cli`].
 
+use std::convert::Infallible;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
+use placeholder::{Source, is_placeholder};
 
 pub mod aws;
 pub mod cli;
@@ -19,13 +14,14 @@ pub mod exec;
 pub mod extract;
 pub mod fetch;
 pub mod install;
-pub mod placeholder;
 pub mod probe;
+pub mod problem;
 pub mod report;
 pub mod resolve;
 
-use cli::{Cli, Command};
-use resolve::Problem;
+use cli::{Cli, Command, Options};
+use report::Failure;
+use resolve::{Parsed, Resolved};
 
 /// Exit codes (contract §3).
 pub mod exit {
@@ -33,17 +29,6 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const NOT_EXECUTABLE: u8 = 126;
     pub const NOT_FOUND: u8 = 127;
-}
-
-/// The crate's errors. None of them ever holds a secret value.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("malformed placeholder: {0}")]
-    Malformed(String),
-    #[error("install failed: {0}")]
-    Install(String),
-    #[error("AWS configuration: {0}")]
-    Config(String),
 }
 
 /// Runs secrets-init with this process's arguments and environment. Returns only when it
@@ -119,43 +104,58 @@ fn command_line_error(err: &clap::Error) -> u8 {
     exit::USAGE
 }
 
-fn fail(cli: &Cli, code: u8, headline: &str, problems: &[Problem]) -> u8 {
-    if problems.is_empty() {
-        tracing::error!("{headline}");
-    } else {
-        report::log_problems(problems);
-        tracing::error!("{headline}");
-    }
-    report::write_termination_log(
-        &cli.options.termination_log,
-        &report::summary(headline, problems),
-    );
-    code
+/// Resolves and execs; returns only when that failed, after reporting why.
+fn run(cli: Cli) -> u8 {
+    let Err(failure) = resolve_and_exec(&cli.options, &cli.program);
+    failure.report(&cli.options.termination_log)
 }
 
-fn run(cli: Cli) -> u8 {
-    let options = &cli.options;
-    let batch = match options.batch(std::env::var("SECRETS_INIT_BATCH").ok().as_deref()) {
-        Ok(b) => b,
-        Err(msg) => return fail(&cli, exit::USAGE, &msg, &[]),
-    };
-    let Some((program, args)) = cli.program.split_first() else {
-        return fail(
-            &cli,
+/// The steps of a run, in order; the first that fails ends it.
+fn resolve_and_exec(options: &Options, command_line: &[OsString]) -> Result<Infallible, Failure> {
+    let batch = batch_setting(options)?;
+    let Some((program, args)) = command_line.split_first() else {
+        return Err(Failure::new(
             exit::USAGE,
             "no program given: secrets-init [OPTIONS] -- <PROGRAM> [ARGS]...",
-            &[],
-        );
+        ));
     };
-
     let original_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let parsed = resolve::parse_env(original_env.iter().cloned());
+    let parsed = parse_environment(&original_env)?;
+    let variables = parsed.templates.len();
+    let resolved = resolve_environment(options, batch, &original_env, parsed)?;
+    let resolved = check_resolved(resolved, variables)?;
+    Err(exec_program(
+        options,
+        program,
+        args,
+        &original_env,
+        &resolved,
+    ))
+}
+
+/// `--no-batch`, or `SECRETS_INIT_BATCH` (which clap does not read: it is a negated flag).
+fn batch_setting(options: &Options) -> Result<bool, Failure> {
+    options
+        .batch(std::env::var("SECRETS_INIT_BATCH").ok().as_deref())
+        .map_err(|msg| Failure::new(exit::USAGE, msg))
+}
+
+/// Splits the environment; any malformed placeholder stops the run (exit 2) with a line for
+/// each.
+fn parse_environment(env: &[(OsString, OsString)]) -> Result<Parsed, Failure> {
+    let mut parsed = resolve::parse_env(env.iter().cloned());
     if !parsed.malformed.is_empty() {
+        let forms: Vec<&str> = Source::ALL.iter().map(|s| s.form()).collect();
         let headline = format!(
-            "{} environment variable(s) hold a malformed placeholder (the form is awssm:<secret-id>[#<key>[#<version>]])",
-            parsed.malformed.len()
+            "{} environment variable(s) hold a malformed placeholder (the form is {})",
+            parsed.malformed.len(),
+            forms.join(" or ")
         );
-        return fail(&cli, exit::USAGE, &headline, &parsed.malformed);
+        return Err(Failure::with_problems(
+            exit::USAGE,
+            headline,
+            std::mem::take(&mut parsed.malformed),
+        ));
     }
     if !parsed.legacy.is_empty() {
         tracing::info!(
@@ -163,70 +163,71 @@ fn run(cli: Cli) -> u8 {
             parsed.legacy.join(", ")
         );
     }
+    Ok(parsed)
+}
 
+/// The program's environment: values taken from the main process (`--probe`), the rest
+/// fetched from AWS when there is anything to fetch.
+fn resolve_environment(
+    options: &Options,
+    batch: bool,
+    original_env: &[(OsString, OsString)],
+    parsed: Parsed,
+) -> Result<Resolved, Failure> {
     let prefilled = if options.probe {
         probe::take_from_main_process(&options.probe_environ, &parsed.templates)
     } else {
         Default::default()
     };
-
-    let variables = parsed.templates.len();
-    let resolved = if variables == 0 {
-        resolve::render(
+    if parsed.templates.is_empty() {
+        return Ok(resolve::render(
             parsed,
             prefilled,
             options.ignore_missing,
             &Default::default(),
-        )
-    } else {
-        // The container's environment belongs to the app: what is not ours to use is hidden
-        // from the AWS SDK (which reads this process's environment) before anything starts.
-        for name in aws::vars_not_for_us(&original_env) {
-            // SAFETY: no other thread exists yet; the async runtime is built below.
-            unsafe { std::env::remove_var(&name) };
-        }
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(err) => {
-                return fail(
-                    &cli,
-                    exit::RESOLVE_FAILED,
-                    &format!("cannot start: {err}"),
-                    &[],
-                );
-            }
-        };
-        let region = options.region.clone();
-        let fetch_options = fetch::FetchOptions { batch };
-        let ignore_missing = options.ignore_missing;
-        let work = async move {
-            let sdk = aws::load_config(region).await?;
-            let fetcher = fetch::Fetcher::new(sdk, fetch_options);
-            Ok::<_, Error>(
-                resolve::resolve(parsed, prefilled, ignore_missing, |keys| async move {
-                    fetcher.fetch_all(&keys).await
-                })
-                .await,
-            )
-        };
-        let outcome = runtime.block_on(async { tokio::time::timeout(options.timeout, work).await });
-        drop(runtime);
-        match outcome {
-            Ok(Ok(resolved)) => resolved,
-            Ok(Err(err)) => return fail(&cli, exit::RESOLVE_FAILED, &err.to_string(), &[]),
-            Err(_) => {
-                let headline = format!(
-                    "timed out after {:?} resolving {variables} placeholder variable(s); raise --timeout or check network access to Secrets Manager",
-                    options.timeout
-                );
-                return fail(&cli, exit::RESOLVE_FAILED, &headline, &[]);
-            }
-        }
+        ));
+    }
+    // The container's environment belongs to the app: what is not ours to use is hidden
+    // from the AWS SDK (which reads this process's environment) before anything starts.
+    for name in aws::vars_not_for_us(original_env) {
+        // SAFETY: no other thread exists yet; the async runtime is built below.
+        unsafe { std::env::remove_var(&name) };
+    }
+    // Before the runtime and the SDK: a bad SSL_CERT_FILE is a configuration error, and the
+    // SDK would panic on it.
+    let http_client = aws_https::https_client(aws_https::ssl_cert_file_from_env().as_deref())
+        .map_err(|err| Failure::new(exit::USAGE, err.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failure::new(exit::RESOLVE_FAILED, format!("cannot start: {err}")))?;
+    let variables = parsed.templates.len();
+    let region = options.region.clone();
+    let fetch_options = fetch::FetchOptions { batch };
+    let ignore_missing = options.ignore_missing;
+    let work = async move {
+        let sdk = aws::load_config(region, http_client).await;
+        let fetcher = fetch::Fetcher::new(sdk, fetch_options);
+        resolve::resolve(parsed, prefilled, ignore_missing, |keys| async move {
+            fetcher.fetch_all(&keys).await
+        })
+        .await
     };
+    let outcome = runtime.block_on(async { tokio::time::timeout(options.timeout, work).await });
+    drop(runtime);
+    outcome.map_err(|_| {
+        Failure::new(
+            exit::RESOLVE_FAILED,
+            format!(
+                "timed out after {:?} resolving {variables} placeholder variable(s); raise --timeout or check network access to Secrets Manager",
+                options.timeout
+            ),
+        )
+    })
+}
 
+/// Warns about what `--ignore-missing` emptied; any other problem stops the run (exit 1).
+fn check_resolved(mut resolved: Resolved, variables: usize) -> Result<Resolved, Failure> {
     for p in &resolved.ignored {
         tracing::warn!(
             variable = %p.variable,
@@ -240,10 +241,25 @@ fn run(cli: Cli) -> u8 {
             "{} placeholder(s) could not be resolved; the program was not started",
             resolved.problems.len()
         );
-        return fail(&cli, exit::RESOLVE_FAILED, &headline, &resolved.problems);
+        return Err(Failure::with_problems(
+            exit::RESOLVE_FAILED,
+            headline,
+            std::mem::take(&mut resolved.problems),
+        ));
     }
     tracing::debug!("resolved {variables} variable(s)");
+    Ok(resolved)
+}
 
+/// Replaces this process with the program. Returns only when the exec failed: 127 when the
+/// program was not found (naming the PATH searched), 126 otherwise.
+fn exec_program(
+    options: &Options,
+    program: &OsString,
+    args: &[OsString],
+    original_env: &[(OsString, OsString)],
+    resolved: &Resolved,
+) -> Failure {
     let mut args = if options.expand_args {
         exec::expand_args(args, &resolved.env)
     } else {
@@ -268,7 +284,7 @@ fn run(cli: Cli) -> u8 {
                 .iter()
                 .find(|(k, _)| k == "PATH")
                 .map(|(_, v)| v.to_string_lossy().into_owned())
-                .map(|v| if placeholder::is_placeholder(&v) {
+                .map(|v| if is_placeholder(&v) {
                     "(a placeholder)".into()
                 } else {
                     v
@@ -276,9 +292,11 @@ fn run(cli: Cli) -> u8 {
                 .unwrap_or_else(|| "(unset)".into())
         )
     };
-    let headline = format!(
-        "cannot execute {}: {what}{path_hint}",
-        program.to_string_lossy()
-    );
-    fail(&cli, code, &headline, &[])
+    Failure::new(
+        code,
+        format!(
+            "cannot execute {}: {what}{path_hint}",
+            program.to_string_lossy()
+        ),
+    )
 }

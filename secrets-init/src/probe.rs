@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use crate::placeholder::{Template, is_placeholder};
+use placeholder::{Template, is_placeholder};
 
 /// Values for `templates` that the process environment at `environ` (a `/proc/<pid>/environ`
 /// file) holds in resolved form. Unreadable file → nothing taken.
@@ -35,7 +35,7 @@ pub fn take_from_main_process(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::placeholder::parse_value;
+    use placeholder::parse_value;
 
     #[test]
     fn takes_only_resolved_values_for_placeholder_variables() {

@@ -12,7 +12,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::cli::LogFormat;
-use crate::resolve::Problem;
+use crate::problem::Problem;
 
 /// Kubernetes keeps at most 4096 bytes of a termination message.
 const TERMINATION_LOG_LIMIT: usize = 4096;
@@ -69,15 +69,45 @@ impl tracing::field::Visit for MessageOnly {
     }
 }
 
-/// Logs one error line per problem.
-pub fn log_problems(problems: &[Problem]) {
-    for p in problems {
-        tracing::error!(
-            variable = %p.variable,
-            reference = p.reference.as_deref().unwrap_or(""),
-            code = %p.code,
-            "{p}"
-        );
+/// Why secrets-init stops without starting the program. Every step of a run returns one,
+/// and [`Failure::report`] is the one place that says it.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code (`crate::exit`).
+    pub code: u8,
+    /// One line: what failed, and how to fix it.
+    pub headline: String,
+    /// The per-variable problems behind it, one line each.
+    pub problems: Vec<Problem>,
+}
+
+impl Failure {
+    pub fn new(code: u8, headline: impl Into<String>) -> Self {
+        Self::with_problems(code, headline, Vec::new())
+    }
+
+    pub fn with_problems(code: u8, headline: impl Into<String>, problems: Vec<Problem>) -> Self {
+        Self {
+            code,
+            headline: headline.into(),
+            problems,
+        }
+    }
+
+    /// Logs a line per problem, then the headline, on stderr; writes the summary to the
+    /// termination log; returns the exit code.
+    pub fn report(&self, termination_log: &Path) -> u8 {
+        for p in &self.problems {
+            tracing::error!(
+                variable = %p.variable,
+                reference = p.reference.as_deref().unwrap_or(""),
+                code = %p.code,
+                "{p}"
+            );
+        }
+        tracing::error!("{}", self.headline);
+        write_termination_log(termination_log, &summary(&self.headline, &self.problems));
+        self.code
     }
 }
 
@@ -125,7 +155,7 @@ mod tests {
             .map(|i| Problem {
                 variable: format!("VAR_{i}"),
                 reference: Some(format!("awssm:prod/app#KEY_{i}")),
-                code: "ResourceNotFoundException".into(),
+                code: crate::problem::Code::ResourceNotFound,
                 message: "Secrets Manager can't find the specified secret.".into(),
             })
             .collect();

@@ -7,36 +7,14 @@ use std::future::Future;
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::extract::{ExtractError, extract};
+use placeholder::{FetchKey, Template, parse_value, uses_legacy_form};
+
+use crate::extract::extract;
 use crate::fetch::{FetchFailure, FetchResult};
-use crate::placeholder::{FetchKey, Template, parse_value, uses_legacy_form};
+use crate::problem::{Code, Problem};
 
 /// Variables with this prefix configure secrets-init and are removed from the program's env.
 pub const OWN_PREFIX: &str = "SECRETS_INIT_";
-
-/// One thing that went wrong for one variable. Never holds a value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub variable: String,
-    /// The placeholder reference as written (`awssm:prod/db#user`), when there is one.
-    pub reference: Option<String>,
-    /// AWS error code or one of ours (`MalformedPlaceholder`, `KeyNotFound`, …).
-    pub code: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.reference {
-            Some(r) => write!(
-                f,
-                "{}: {}: {}: {}",
-                self.variable, r, self.code, self.message
-            ),
-            None => write!(f, "{}: {}: {}", self.variable, self.code, self.message),
-        }
-    }
-}
 
 /// The container's environment, split into what is kept as is and what needs resolving.
 /// `Debug` shows variable names only: the app's own variables may hold its secrets.
@@ -65,7 +43,7 @@ pub fn parse_env(env: impl IntoIterator<Item = (OsString, OsString)>) -> Parsed 
                 parsed.malformed.push(Problem {
                     variable: name_text,
                     reference: None,
-                    code: "MalformedPlaceholder".into(),
+                    code: Code::MalformedPlaceholder,
                     message: "the value is not valid UTF-8, so its placeholder cannot be read"
                         .into(),
                 });
@@ -86,7 +64,7 @@ pub fn parse_env(env: impl IntoIterator<Item = (OsString, OsString)>) -> Parsed 
                 parsed.malformed.push(Problem {
                     variable: name_text,
                     reference: None,
-                    code: "MalformedPlaceholder".into(),
+                    code: Code::MalformedPlaceholder,
                     message: err.to_string(),
                 });
                 parsed.entries.push((name, Some(value)));
@@ -203,26 +181,17 @@ pub fn render(
         let mut failed = false;
         let mut pieces: Zeroizing<Vec<String>> = Zeroizing::new(Vec::new());
         for reference in template.refs() {
-            let outcome: Result<String, (String, String, bool)> =
-                match fetched.get(&reference.fetch) {
-                    Some(Ok(text)) => extract(text.expose(), &reference.key).map_err(|e| {
-                        let missing = e.is_missing();
-                        (extract_code(&e).to_owned(), e.to_string(), missing)
-                    }),
-                    Some(Err(FetchFailure {
-                        code,
-                        message,
-                        missing,
-                    })) => Err((code.clone(), message.clone(), *missing)),
-                    None => Err((
-                        "NotFetched".into(),
-                        "the secret was not fetched".into(),
-                        false,
-                    )),
-                };
+            let outcome: Result<String, (Code, String)> = match fetched.get(&reference.fetch) {
+                Some(Ok(text)) => {
+                    extract(text.expose(), &reference.key).map_err(|e| (e.code(), e.to_string()))
+                }
+                Some(Err(FetchFailure { code, message })) => Err((code.clone(), message.clone())),
+                None => Err((Code::NotFetched, "the secret was not fetched".into())),
+            };
             match outcome {
                 Ok(v) => pieces.push(v),
-                Err((code, message, missing)) => {
+                Err((code, message)) => {
+                    let missing = code.is_missing();
                     let problem = Problem {
                         variable: name.clone(),
                         reference: Some(reference.to_string()),
@@ -247,7 +216,7 @@ pub fn render(
             out.problems.push(Problem {
                 variable: name.clone(),
                 reference: None,
-                code: "ValueContainsNul".into(),
+                code: Code::ValueContainsNul,
                 message: "the resolved value contains a NUL byte, which an environment variable cannot hold".into(),
             });
             continue;
@@ -270,13 +239,4 @@ pub fn render(
         v.zeroize();
     }
     out
-}
-
-fn extract_code(err: &ExtractError) -> &'static str {
-    match err {
-        ExtractError::NotAnObject { .. } => "SecretNotJsonObject",
-        ExtractError::KeyMissing { .. } => "KeyNotFound",
-        ExtractError::PointerMissing { .. } => "PointerNotFound",
-        ExtractError::BadPointer { .. } => "MalformedPointer",
-    }
 }

@@ -23,7 +23,7 @@ const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
 async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(ecr::https_client())
+        .http_client(ecr::https_client().expect("https client"))
         .region(Region::new("eu-central-1"))
         .credentials_provider(Credentials::new(
             "AKIDTEST",

@@ -6,9 +6,9 @@
 //! tokens live 12 hours and work for every registry of the region the identity may read). A
 //! token the registry rejects is dropped so the next lookup fetches a fresh one.
 //!
-//! The SDK talks HTTPS through rustls with the `ring` provider and trust roots compiled into
-//! the binary (`webpki-root-certs`), plus the system's roots when it has any. The standard
-//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_ECR` variables are honoured.
+//! The SDK talks HTTPS through the client secrets-init uses too (crate `aws_https`: rustls with
+//! the `ring` provider, trust roots compiled into the binary, plus `SSL_CERT_FILE`). The
+//! standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_ECR` variables are honoured.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,7 +16,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ecr::config::{Region, SharedHttpClient};
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use base64::Engine as _;
 
 use super::docker_config::Credentials;
@@ -51,66 +50,11 @@ pub fn ecr_region(host: &str) -> Option<&str> {
     }
 }
 
-/// An HTTPS client for the AWS SDK: rustls + ring, trust roots compiled in (`webpki-root-certs`),
-/// plus the certificates of the PEM file named by `SSL_CERT_FILE`, if set. Works in images
-/// without a CA bundle.
-pub fn https_client() -> SharedHttpClient {
-    let mut trust = TrustStore::empty();
-    for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        trust.add_pem_certificate(der_to_pem(der.as_ref()));
-    }
-    for der in extra_roots_from_env() {
-        trust.add_pem_certificate(der_to_pem(&der));
-    }
-    let tls_context = TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .unwrap_or_default();
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .tls_context(tls_context)
-        .build_https()
-}
-
-/// The usable CA certificates of `$SSL_CERT_FILE` (unusable ones are skipped with a warning,
-/// since the SDK's TLS setup would panic on them).
-fn extra_roots_from_env() -> Vec<Vec<u8>> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject as _;
-    let Some(path) = std::env::var_os("SSL_CERT_FILE") else {
-        return Vec::new();
-    };
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(path = %std::path::Path::new(&path).display(), error = %e,
-                "SSL_CERT_FILE cannot be read; using the compiled-in roots only");
-            return Vec::new();
-        }
-    };
-    let mut out = Vec::new();
-    for cert in CertificateDer::pem_slice_iter(&bytes) {
-        match cert {
-            Ok(der) if rustls::RootCertStore::empty().add(der.clone()).is_ok() => {
-                out.push(der.as_ref().to_vec());
-            }
-            _ => tracing::warn!(path = %std::path::Path::new(&path).display(),
-                "SSL_CERT_FILE holds an unusable certificate; skipping it"),
-        }
-    }
-    out
-}
-
-fn der_to_pem(der: &[u8]) -> Vec<u8> {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::with_capacity(b64.len() + b64.len() / 64 + 64);
-    pem.push_str("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem.into_bytes()
+/// The HTTPS client for the AWS SDK, trusting the compiled-in roots plus `SSL_CERT_FILE`. A
+/// file that cannot be read or parsed is an error (the SDK would panic on it later).
+pub fn https_client() -> Result<SharedHttpClient, ImagesError> {
+    aws_https::https_client(aws_https::ssl_cert_file_from_env().as_deref())
+        .map_err(|e| ImagesError::Settings(e.to_string()))
 }
 
 /// How long to keep a token whose expiry is `expires_at_unix` (seconds), seen at `now_unix`.
@@ -132,10 +76,20 @@ struct CachedToken {
     refresh_at: Instant,
 }
 
+/// Where the AWS configuration comes from.
+enum Sdk {
+    /// Given by the caller (tests).
+    Given(SdkConfig),
+    /// The default chain, loaded on first ECR use with this client.
+    Default {
+        http_client: SharedHttpClient,
+        loaded: tokio::sync::OnceCell<SdkConfig>,
+    },
+}
+
 /// Fetches and caches ECR registry credentials per region.
 pub struct EcrAuth {
-    given_config: Option<SdkConfig>,
-    loaded_config: tokio::sync::OnceCell<SdkConfig>,
+    sdk: Sdk,
     endpoint: Option<String>,
     timeout: Duration,
     tokens: tokio::sync::Mutex<HashMap<String, CachedToken>>,
@@ -153,28 +107,47 @@ impl fmt::Debug for EcrAuth {
 impl EcrAuth {
     /// `sdk_config`: use this AWS configuration instead of loading the default chain (tests);
     /// `endpoint`: ECR API endpoint override; `timeout`: per `GetAuthorizationToken` call.
-    pub fn new(sdk_config: Option<SdkConfig>, endpoint: Option<String>, timeout: Duration) -> Self {
-        Self {
-            given_config: sdk_config,
-            loaded_config: tokio::sync::OnceCell::new(),
+    ///
+    /// Without `sdk_config` the HTTPS client is built here, at start-up, not on the first ECR
+    /// image: an unusable `SSL_CERT_FILE` stops the webhook instead of failing every ECR
+    /// lookup.
+    pub fn new(
+        sdk_config: Option<SdkConfig>,
+        endpoint: Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, ImagesError> {
+        let sdk = match sdk_config {
+            Some(config) => Sdk::Given(config),
+            None => Sdk::Default {
+                http_client: https_client()?,
+                loaded: tokio::sync::OnceCell::new(),
+            },
+        };
+        Ok(Self {
+            sdk,
             endpoint,
             timeout,
             tokens: tokio::sync::Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     async fn sdk_config(&self) -> &SdkConfig {
-        if let Some(c) = &self.given_config {
-            return c;
-        }
-        self.loaded_config
-            .get_or_init(|| async {
-                aws_config::defaults(BehaviorVersion::latest())
-                    .http_client(https_client())
-                    .load()
+        match &self.sdk {
+            Sdk::Given(config) => config,
+            Sdk::Default {
+                http_client,
+                loaded,
+            } => {
+                loaded
+                    .get_or_init(|| async {
+                        aws_config::defaults(BehaviorVersion::latest())
+                            .http_client(http_client.clone())
+                            .load()
+                            .await
+                    })
                     .await
-            })
-            .await
+            }
+        }
     }
 
     /// Registry credentials (`AWS` + token) for `registry` in `region`, cached per region.
@@ -308,14 +281,5 @@ mod tests {
                 "{left:?}"
             );
         }
-    }
-
-    #[test]
-    fn compiled_in_roots_become_pem() {
-        let der = webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].as_ref();
-        let pem = String::from_utf8(der_to_pem(der)).expect("ascii");
-        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
-        assert!(pem.ends_with("-----END CERTIFICATE-----\n"));
-        assert!(pem.lines().all(|l| l.len() <= 64));
     }
 }

@@ -5,15 +5,13 @@
 //! Every secret value below contains `V4lue`; no key, name, reference or flag does, so the
 //! marker alone catches a leak of any value or any piece of one.
 
-mod common;
-
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Faults, Moto, Proxy, Run};
+use crate::common::{self, Faults, Moto, Proxy, Run};
 
 /// In every secret value, and nowhere else.
 const MARK: &str = "V4lue";
@@ -397,7 +395,7 @@ fn debug_of_everything_that_holds_a_value_is_redacted() {
     let mut fetched = BTreeMap::new();
     for template in parsed.templates.values() {
         for r in template.refs() {
-            let text = if r.fetch.secret_id == "hyg/json" {
+            let text = if r.fetch.id == "hyg/json" {
                 format!(r#"{{"user":"{USER}"}}"#)
             } else {
                 PLAIN.to_owned()

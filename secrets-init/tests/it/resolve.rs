@@ -1,9 +1,7 @@
 //! secrets-init against a real Secrets Manager protocol peer (moto_server), through a
 //! counting proxy: what the program sees, which API calls are made, exit codes, messages.
 
-mod common;
-
-use common::*;
+use crate::common::{self, *};
 
 const DB_JSON: &str = r#"{"DATABASE_URL":"postgres://app:pa55-s3cret@db:5432/app","USER":"app","PASS":"pa55-s3cret","PRICE":1.50,"ON":true,"NONE":null,"NESTED":{"b":2,"a":[1,"x y"]}}"#;
 

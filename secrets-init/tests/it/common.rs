@@ -1,11 +1,9 @@
 //! Test support: a real Secrets Manager protocol peer (`moto_server`), a counting and
 //! fault-injecting HTTP proxy in front of it, a Pod-Identity-style credentials endpoint,
 //! and a runner for the built `secrets-init` binary.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::ffi::OsStr;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -523,8 +521,4 @@ pub fn run_app(endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         cmd.env(k, v);
     }
     run(&mut cmd)
-}
-
-pub fn arg(s: &str) -> &OsStr {
-    OsStr::new(s)
 }

@@ -1,0 +1,182 @@
+//! What went wrong for one variable, in the shape every report takes: variable, reference,
+//! code, message (contract §3: one line per problem, with the AWS error code).
+
+use std::fmt;
+
+/// The name of a problem in logs and the termination log: AWS's own error code when AWS
+/// answered with one, otherwise one of secrets-init's. `as_str` is the spelling users search
+/// for, so it never changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    /// AWS: `ResourceNotFoundException` (no such secret, or no such version or stage).
+    ResourceNotFound,
+    /// AWS: `AccessDeniedException`.
+    AccessDenied,
+    /// AWS: `DecryptionFailure` (the KMS key cannot be used: denied, disabled or deleted).
+    DecryptionFailure,
+    /// Any other code AWS answered with, as AWS spelled it.
+    Aws(String),
+    /// The placeholder does not follow the grammar.
+    MalformedPlaceholder,
+    /// A `#key` asked of a secret that is not a JSON object.
+    SecretNotJsonObject,
+    /// The JSON object has no such top-level key.
+    KeyNotFound,
+    /// The JSON Pointer selects nothing.
+    PointerNotFound,
+    /// The JSON Pointer is not RFC 6901.
+    MalformedPointer,
+    /// SecretBinary that is not UTF-8 text without NUL.
+    SecretBinaryNotText,
+    /// A secret version with neither SecretString nor SecretBinary.
+    EmptySecret,
+    /// The value would hold a NUL byte, which an environment variable cannot.
+    ValueContainsNul,
+    /// No region from the ARN, `--region`, or the SDK's chain.
+    NoRegion,
+    /// The request never got an answer (DNS, connection, TLS).
+    NetworkError,
+    /// A single request timed out.
+    Timeout,
+    /// The SDK failed the request before or after sending it, without an AWS code.
+    RequestFailed,
+    /// AWS answered with an error that carries no code.
+    UnknownError,
+    /// A reference was not in the fetched set (a bug if it ever shows).
+    NotFetched,
+}
+
+impl Code {
+    /// Reads a code AWS sent: the ones secrets-init acts on get their own variant, any other
+    /// is kept as AWS spelled it.
+    pub fn from_aws(code: &str) -> Self {
+        match code {
+            "ResourceNotFoundException" => Code::ResourceNotFound,
+            "AccessDeniedException" => Code::AccessDenied,
+            "DecryptionFailure" => Code::DecryptionFailure,
+            other => Code::Aws(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Code::ResourceNotFound => "ResourceNotFoundException",
+            Code::AccessDenied => "AccessDeniedException",
+            Code::DecryptionFailure => "DecryptionFailure",
+            Code::Aws(code) => code,
+            Code::MalformedPlaceholder => "MalformedPlaceholder",
+            Code::SecretNotJsonObject => "SecretNotJsonObject",
+            Code::KeyNotFound => "KeyNotFound",
+            Code::PointerNotFound => "PointerNotFound",
+            Code::MalformedPointer => "MalformedPointer",
+            Code::SecretBinaryNotText => "SecretBinaryNotText",
+            Code::EmptySecret => "EmptySecret",
+            Code::ValueContainsNul => "ValueContainsNul",
+            Code::NoRegion => "NoRegion",
+            Code::NetworkError => "NetworkError",
+            Code::Timeout => "Timeout",
+            Code::RequestFailed => "RequestFailed",
+            Code::UnknownError => "UnknownError",
+            Code::NotFetched => "NotFetched",
+        }
+    }
+
+    /// What `--ignore-missing` turns into an empty value (contract §3): the secret, version,
+    /// key or pointer does not exist, or access to it is denied. Everything else (a malformed
+    /// pointer, a transient failure) still fails.
+    pub fn is_missing(&self) -> bool {
+        matches!(
+            self,
+            Code::ResourceNotFound
+                | Code::AccessDenied
+                | Code::DecryptionFailure
+                | Code::SecretNotJsonObject
+                | Code::KeyNotFound
+                | Code::PointerNotFound
+        )
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing that went wrong for one variable. Never holds a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub variable: String,
+    /// The placeholder reference as written (`awssm:prod/db#user`), when there is one.
+    pub reference: Option<String>,
+    pub code: Code,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reference {
+            Some(r) => write!(
+                f,
+                "{}: {}: {}: {}",
+                self.variable, r, self.code, self.message
+            ),
+            None => write!(f, "{}: {}: {}", self.variable, self.code, self.message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_codes_keep_their_spelling() {
+        for code in [
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+            "DecryptionFailure",
+            "ThrottlingException",
+            "InternalServiceError",
+        ] {
+            assert_eq!(Code::from_aws(code).as_str(), code);
+        }
+        assert_eq!(
+            Code::from_aws("ResourceNotFoundException"),
+            Code::ResourceNotFound
+        );
+    }
+
+    #[test]
+    fn what_ignore_missing_covers() {
+        for code in [
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+            "DecryptionFailure",
+        ] {
+            assert!(Code::from_aws(code).is_missing(), "{code}");
+        }
+        for code in [
+            Code::SecretNotJsonObject,
+            Code::KeyNotFound,
+            Code::PointerNotFound,
+        ] {
+            assert!(code.is_missing(), "{code}");
+        }
+        for code in [
+            Code::from_aws("ThrottlingException"),
+            Code::from_aws("InternalServiceError"),
+            Code::from_aws("InvalidRequestException"),
+            Code::MalformedPointer,
+            Code::MalformedPlaceholder,
+            Code::NetworkError,
+            Code::Timeout,
+            Code::NoRegion,
+            Code::SecretBinaryNotText,
+            Code::ValueContainsNul,
+            Code::NotFetched,
+        ] {
+            assert!(!code.is_missing(), "{code}");
+        }
+    }
+}
