@@ -50,7 +50,7 @@ CHART_CONFIG_KEYS = {
     "listen", "metrics-listen", "tls-cert", "tls-key", "mutation-mode", "secrets-init-image",
     "aws-region", "insecure-registry", "image-swap-template", "request-timeout", "registry-timeout",
     "max-body-bytes", "read-timeout", "log-format", "docker-config", "shutdown-delay",
-    "registry-mirror", "init-container-cpu", "init-container-memory", "run-as-user",
+    "max-connection-age", "registry-mirror", "init-container-cpu", "init-container-memory", "run-as-user",
 }
 # The webhook's own defaults for the keys the chart writes only when they differ.
 WEBHOOK_DEFAULTS = {"init-container-cpu": "50m", "init-container-memory": "64Mi", "run-as-user": "65532"}

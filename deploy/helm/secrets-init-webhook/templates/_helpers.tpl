@@ -130,7 +130,7 @@ webhook.timeoutSeconds (T) unless set explicitly, always strictly below it.
 
 {{/* Keys of the webhook config file the chart sets itself (webhook.extraConfig may not). */}}
 {{- define "siw.chartConfigKeys" -}}
-listen metrics-listen tls-cert tls-key mutation-mode secrets-init-image aws-region insecure-registry image-swap-template request-timeout registry-timeout max-body-bytes read-timeout log-format docker-config shutdown-delay registry-mirror init-container-cpu init-container-memory run-as-user
+listen metrics-listen tls-cert tls-key mutation-mode secrets-init-image aws-region insecure-registry image-swap-template request-timeout registry-timeout max-body-bytes read-timeout log-format docker-config shutdown-delay max-connection-age registry-mirror init-container-cpu init-container-memory run-as-user
 {{- end -}}
 
 {{/*
@@ -169,6 +169,7 @@ read-timeout: {{ .Values.webhook.readTimeout | quote }}
 max-body-bytes: {{ int64 .Values.webhook.maxBodyBytes }}
 log-format: {{ .Values.webhook.logFormat | quote }}
 shutdown-delay: {{ .Values.webhook.shutdownDelay | quote }}
+max-connection-age: {{ .Values.webhook.maxConnectionAge | toString | quote }}
 {{- if .Values.webhook.dockerConfigSecret }}
 docker-config: /etc/secrets-init-webhook/docker/config.json
 {{- end }}
