@@ -9,8 +9,9 @@
 //! input.yaml), `skipped.<mode>.txt` (reason and warnings) or `error.<mode>.txt` (the denial
 //! message), plus `lookups.<mode>.txt` when the image source was asked anything.
 //!
-//! `UPDATE_GOLDEN=1 cargo test -p mutation-modes --test it golden` rewrites those files. Review
-//! them by eye: they are the specification.
+//! `UPDATE_GOLDEN=1 cargo test -p mutation-modes --test it golden` rewrites those files and
+//! then fails, naming them (an update compares nothing). Review them by eye: they are the
+//! specification.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -188,6 +189,7 @@ async fn golden_cases() {
         golden_dir().display()
     );
     let mut failures = Vec::new();
+    let mut rewritten = Vec::new();
     for dir in &dirs {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let known: Vec<String> = ["input.yaml", "images.yaml", "config.yaml"]
@@ -211,15 +213,17 @@ async fn golden_cases() {
                 let file = file_name(kind, mode);
                 let path = dir.join(&file);
                 let want = outcome.files.get(&file);
+                let have = std::fs::read_to_string(&path).ok();
                 if update {
-                    match want {
-                        Some(text) => std::fs::write(&path, text).unwrap(),
-                        None if path.exists() => std::fs::remove_file(&path).unwrap(),
-                        None => {}
+                    if have.as_ref() != want {
+                        match want {
+                            Some(text) => std::fs::write(&path, text).unwrap(),
+                            None => std::fs::remove_file(&path).unwrap(),
+                        }
+                        rewritten.push(format!("{name}/{file}"));
                     }
                     continue;
                 }
-                let have = std::fs::read_to_string(&path).ok();
                 let same = match (kind, &have, want) {
                     ("expected", Some(h), Some(w)) => {
                         serde_yaml_ng::from_str::<Value>(h).ok()
@@ -269,6 +273,13 @@ async fn golden_cases() {
             }
         }
     }
+    // An update compares nothing, so it never passes: review the diff, then run again.
+    assert!(
+        !update,
+        "UPDATE_GOLDEN=1 rewrote {} golden files (review `git diff`, then run without it): {}",
+        rewritten.len(),
+        rewritten.join(", ")
+    );
     assert!(
         failures.is_empty(),
         "{} golden mismatches (UPDATE_GOLDEN=1 rewrites; review the diff):\n\n{}",
