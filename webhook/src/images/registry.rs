@@ -67,7 +67,7 @@ pub fn parse_reference(image: &str) -> Result<Reference, ImagesError> {
 
 /// The registry as messages name it: the image's registry, or `<mirror> (mirror of <registry>)`.
 /// (oci-client's mirror support — `set_mirror_registry`, `namespace` — is the library's own,
-/// marked as outside its semver guarantees; `tests/images_registry.rs` covers it.)
+/// marked as outside its semver guarantees; `tests/it/images_registry.rs` covers it.)
 fn registry_label(reference: &Reference) -> String {
     match reference.namespace() {
         Some(original) => format!("{} (mirror of {original})", reference.resolve_registry()),

@@ -3,7 +3,7 @@
 //! Kubernetes Secret-volume `..data` swap), certificates from the CA rotated out are refused,
 //! and an unusable bundle keeps the previous one in use and counts an error.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

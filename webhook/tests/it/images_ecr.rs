@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod images_support;
+use crate::images_support;
 
 use std::time::Duration;
 
@@ -230,7 +230,7 @@ async fn default_aws_chain_honours_aws_endpoint_url() {
     let mut cmd = std::process::Command::new(exe);
     cmd.args([
         "--exact",
-        "default_aws_chain_honours_aws_endpoint_url",
+        "images_ecr::default_aws_chain_honours_aws_endpoint_url",
         "--nocapture",
     ])
     .env_clear()

@@ -1,7 +1,7 @@
 //! `/mutate`, `/healthz`, `/readyz` through the real router and layer stack, without a
 //! socket (`Router::oneshot`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

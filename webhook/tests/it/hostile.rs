@@ -2,7 +2,7 @@
 //! half-open connections, and certificate rotation plus shutdown under load. In every case
 //! the server keeps answering everyone else.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -10,10 +10,10 @@
 //! even push it below 1). CPU time, not wall time, and the best of a few runs: other
 //! processes on the machine do not count.
 //!
-//! nextest runs this binary alone (`.config/nextest.toml`), so the process's CPU time is
-//! this test's.
+//! nextest runs each test in its own process, and these with the machine to themselves
+//! (`.config/nextest.toml`), so the process's CPU time is the test's.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

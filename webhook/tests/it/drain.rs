@@ -3,7 +3,7 @@
 //! `Connection: close` and the connection closes right after, and HTTP/2 connections get a
 //! GOAWAY at once. (`binary.rs` has the rolling restart under load that this makes safe.)
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

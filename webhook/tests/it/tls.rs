@@ -2,7 +2,7 @@
 //! Secret-volume `..data` swaps and plain rewrites), bad pairs, client certificates,
 //! metrics over the metrics port.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

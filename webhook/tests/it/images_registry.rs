@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod images_support;
+use crate::images_support;
 
 use std::time::Duration;
 

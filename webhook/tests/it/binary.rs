@@ -1,10 +1,9 @@
 //! The real `secrets-init-webhook` binary: configuration precedence, SIGTERM drain with a
 //! request in flight, OTLP trace export, development mode with the README's example.
 
-mod common;
+use crate::common;
 // The image tests' real registry (Debian's docker-registry) and image pusher.
-#[path = "images_support/mod.rs"]
-mod images_support;
+use crate::images_support;
 
 use std::io::BufRead;
 use std::net::SocketAddr;
