@@ -20,7 +20,9 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use mutation_modes::MutationConfig;
 
 use crate::Error;
-use crate::images::RegistryMirror;
+use crate::images::RegistryConfig;
+use crate::parse::{parse_addr, parse_path, parse_positive, ser_duration};
+pub use crate::parse::{parse_bytes, parse_duration};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -55,75 +57,6 @@ impl std::fmt::Display for LogFormat {
     }
 }
 
-/// Parses a duration: a bare number is seconds (`8`), otherwise humantime (`8s`, `500ms`, `1m`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = s.parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
-    {
-        return Ok(Duration::from_secs_f64(secs));
-    }
-    humantime::parse_duration(s).map_err(|e| {
-        format!(
-            "`{s}` is not a duration ({e}); write seconds (`8`) or a unit (`8s`, `500ms`, `2m`)"
-        )
-    })
-}
-
-/// Parses a byte size: a plain number of bytes, or with a `KiB`/`MiB`/`GiB` (or `K`/`M`/`G`) suffix.
-pub fn parse_bytes(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: usize = num.parse().map_err(|_| {
-        format!("`{s}` is not a byte size; write e.g. `4194304`, `4MiB` or `512KiB`")
-    })?;
-    let mult: usize = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KiB" | "Ki" => 1 << 10,
-        "M" | "MiB" | "Mi" => 1 << 20,
-        "G" | "GiB" | "Gi" => 1 << 30,
-        other => {
-            return Err(format!(
-                "`{s}`: unknown size unit `{other}`; use B, KiB, MiB or GiB"
-            ));
-        }
-    };
-    n.checked_mul(mult)
-        .filter(|v| *v > 0)
-        .ok_or_else(|| format!("`{s}` is out of range; give a positive size"))
-}
-
-fn parse_positive<T: FromStr + PartialOrd + Default>(s: &str) -> Result<T, String> {
-    match s.trim().parse::<T>() {
-        Ok(n) if n > T::default() => Ok(n),
-        _ => Err(format!("`{s}` is not a positive whole number")),
-    }
-}
-
-fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    s.trim().parse().map_err(|_| {
-        format!("`{s}` is not a socket address; write e.g. `0.0.0.0:8443` or `[::]:8443`")
-    })
-}
-
-fn parse_string(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        Err("the value is empty".into())
-    } else {
-        Ok(s.to_owned())
-    }
-}
-
-fn parse_path(s: &str) -> Result<PathBuf, String> {
-    parse_string(s).map(PathBuf::from)
-}
-
 /// The webhook's settings, every default applied. Serializes to the config file format.
 #[derive(Debug, Clone, PartialEq, Parser, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -151,31 +84,9 @@ pub struct Config {
     #[serde(flatten)]
     pub mutation: MutationConfig,
 
-    /// Registry reached over plain HTTP (development only); repeatable.
-    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',', value_parser = parse_string)]
-    pub insecure_registry: Vec<String>,
-    /// Read image configs for <registry> (e.g. docker.io) from <mirror> instead, as a containerd
-    /// mirror does; the pod's image is not changed. Repeatable.
-    #[arg(long, value_name = "REGISTRY=MIRROR", value_delimiter = ',', value_parser = |s: &str| s.parse::<RegistryMirror>())]
-    pub registry_mirror: Vec<RegistryMirror>,
-    /// Docker config.json with registry credentials (`auths`) [default: none; anonymous pulls, ECR via AWS].
-    #[arg(long, value_name = "FILE", value_parser = parse_path)]
-    pub docker_config: Option<PathBuf>,
-    /// Deadline for one whole registry lookup (token, manifests, config); keep it below --request-timeout.
-    #[arg(long, value_name = "DURATION", default_value = "6s", value_parser = parse_duration)]
-    #[serde(serialize_with = "ser_duration")]
-    pub registry_timeout: Duration,
-    /// How long the config of an image referenced by tag is cached (by digest: 24h).
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
-    #[serde(serialize_with = "ser_duration")]
-    pub image_cache_ttl: Duration,
-    /// How long a failed image lookup is remembered.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    #[serde(serialize_with = "ser_duration")]
-    pub image_cache_error_ttl: Duration,
-    /// Most image configs kept in the cache.
-    #[arg(long, value_name = "N", default_value = "10000", value_parser = parse_positive::<u64>)]
-    pub image_cache_capacity: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub registry: RegistryConfig,
 
     /// Deadline for answering one admission request (`8`, `8s`, `500ms`).
     #[arg(long, value_name = "DURATION", default_value = "8s", value_parser = parse_duration)]
@@ -346,7 +257,7 @@ impl Config {
         for (name, d) in [
             ("--request-timeout", self.request_timeout),
             ("--read-timeout", self.read_timeout),
-            ("--registry-timeout", self.registry_timeout),
+            ("--registry-timeout", self.registry.registry_timeout),
         ] {
             if d.is_zero() {
                 return Err(Error::Config(format!(
@@ -363,10 +274,6 @@ impl Config {
     pub fn dev_mode(&self) -> bool {
         self.tls_cert.is_none() && self.tls_key.is_none()
     }
-}
-
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
 /// The YAML file, checked: every key known, every value a scalar (or a list for repeatable keys).
@@ -604,12 +511,15 @@ mod tests {
             "file over default"
         );
         assert_eq!(got.read_timeout, Duration::from_secs(5), "flag over file");
-        assert_eq!(got.insecure_registry, ["f:1"]);
+        assert_eq!(got.registry.insecure_registry, ["f:1"]);
         assert_eq!(
             got.mutation.default_mode,
             mutation_modes::ModeKind::SharedVolume
         );
-        assert_eq!(got.registry_timeout, Config::default().registry_timeout);
+        assert_eq!(
+            got.registry.registry_timeout,
+            Config::default().registry.registry_timeout
+        );
     }
 
     #[test]

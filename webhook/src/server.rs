@@ -45,6 +45,7 @@ use tower::ServiceExt;
 use crate::Error;
 use crate::app::{metrics_router, router};
 use crate::config::Config;
+use crate::images::{CachedImageSource, ImageSourceSettings};
 use crate::layers::auth::ConnectionInfo;
 use crate::metrics::Metrics;
 use crate::state::{AppState, Readiness};
@@ -75,7 +76,13 @@ impl Server {
     /// Builds everything from the configuration, with the real image source, and binds.
     pub async fn bind(config: Config) -> Result<Self, Error> {
         let metrics = Metrics::new()?;
-        let images = crate::glue::image_source(&config, &metrics.registry).await?;
+        let settings = ImageSourceSettings {
+            registry: config.registry.clone(),
+            ..ImageSourceSettings::default()
+        };
+        let images = CachedImageSource::new(settings, &metrics.registry)
+            .await
+            .map_err(|e| Error::Config(format!("image registry client: {e}")))?;
         Self::bind_with(config, metrics, images).await
     }
 

@@ -127,11 +127,11 @@ impl CachedImageSource {
         let registry = RegistryClient::new(&settings)?;
         let metrics = Metrics::register(metrics)?;
         let cache = moka::future::Cache::builder()
-            .max_capacity(settings.cache_capacity)
+            .max_capacity(settings.registry.image_cache_capacity)
             .expire_after(Ttls {
-                tag: settings.tag_ttl,
+                tag: settings.registry.image_cache_ttl,
                 digest: settings.digest_ttl,
-                error: settings.error_ttl,
+                error: settings.registry.image_cache_error_ttl,
             })
             .build();
         Ok(Self {

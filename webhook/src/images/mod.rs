@@ -28,35 +28,75 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::parse::{parse_duration, parse_path, parse_positive, parse_string, ser_duration};
+
 pub use cache::CachedImageSource;
 pub use error::ImagesError;
 
-/// How image configs are looked up and cached. `Default` gives production values.
+/// The registry settings that are flags of the webhook (`--insecure-registry`, ...): the
+/// flag group of [`crate::config::Config`], declared here, next to what uses them.
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RegistryConfig {
+    /// Registry reached over plain HTTP (`host` or `host:port`, as written in image
+    /// references); development only; repeatable.
+    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',', value_parser = parse_string)]
+    pub insecure_registry: Vec<String>,
+    /// Read image configs for <registry> (e.g. docker.io) from <mirror> instead, as a containerd
+    /// mirror does; the pod's image is not changed. Repeatable.
+    #[arg(long, value_name = "REGISTRY=MIRROR", value_delimiter = ',', value_parser = |s: &str| s.parse::<RegistryMirror>())]
+    pub registry_mirror: Vec<RegistryMirror>,
+    /// Docker config.json with registry credentials (`auths`), e.g. a mounted
+    /// `kubernetes.io/dockerconfigjson` Secret; read at start (a broken file stops start-up)
+    /// and on every registry fetch, so a rotated Secret is picked up [default: none;
+    /// anonymous pulls, ECR via AWS].
+    #[arg(long, value_name = "FILE", value_parser = parse_path)]
+    pub docker_config: Option<PathBuf>,
+    /// Deadline for one whole registry lookup (token, manifests, config); keep it below
+    /// --request-timeout so the denial can still be sent.
+    #[arg(long, value_name = "DURATION", default_value = "6s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub registry_timeout: Duration,
+    /// How long the config of an image referenced by tag is cached (tags move; by digest:
+    /// 24h).
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub image_cache_ttl: Duration,
+    /// How long a failed image lookup is remembered (absorbs bursts of identical pods while
+    /// the registry is down or the image missing).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub image_cache_error_ttl: Duration,
+    /// Most image configs kept in the cache (least recently used evicted).
+    #[arg(long, value_name = "N", default_value = "10000", value_parser = parse_positive::<u64>)]
+    pub image_cache_capacity: u64,
+}
+
+impl Default for RegistryConfig {
+    /// Every setting at its declared default.
+    fn default() -> Self {
+        use clap::{Args, FromArgMatches};
+        let parsed = RegistryConfig::augment_args(clap::Command::new("defaults"))
+            .try_get_matches_from(["defaults"])
+            .and_then(|m| RegistryConfig::from_arg_matches(&m));
+        match parsed {
+            Ok(c) => c,
+            // The declared defaults parse; `tests::defaults` holds them to it.
+            Err(e) => panic!("the declared registry defaults do not parse: {e}"),
+        }
+    }
+}
+
+/// How image configs are looked up and cached: the flags, and what tests may change besides.
+/// `Default` gives production values.
 #[derive(Debug, Clone)]
 pub struct ImageSourceSettings {
-    /// Registries (`host` or `host:port`, as written in image references) spoken to over plain
-    /// HTTP instead of HTTPS. For development registries only. Default: none.
-    pub insecure_registries: Vec<String>,
-    /// A docker `config.json` (e.g. a mounted `kubernetes.io/dockerconfigjson` Secret) with
-    /// credentials for private registries. Read at start (a broken file fails start-up) and again
-    /// on every registry fetch, so a rotated Secret is picked up. Default: none (anonymous).
-    pub docker_config: Option<PathBuf>,
-    /// Upper bound for one whole lookup (token, manifests, config). Keep it below the webhook's
-    /// `--request-timeout` so the denial can still be sent. Default: 6 s.
-    pub request_timeout: Duration,
-    /// Largest manifest or image config accepted, in bytes. Default: 4 MiB (real ones are a
-    /// few KiB).
+    pub registry: RegistryConfig,
+    /// Largest manifest or image config accepted, in bytes (real ones are a few KiB).
     pub max_document_bytes: u64,
-    /// Maximum number of cached (image, platform) entries. Default: 10 000.
-    pub cache_capacity: u64,
-    /// How long a tag reference's config is reused. Tags move, so this is short. Default: 60 s.
-    pub tag_ttl: Duration,
-    /// How long a digest reference's config is reused (immutable content). Default: 24 h.
+    /// How long a digest reference's config is reused (immutable content).
     pub digest_ttl: Duration,
-    /// How long a failed lookup is remembered (absorbs bursts of identical pods while the
-    /// registry is down or the image missing). Default: 5 s.
-    pub error_ttl: Duration,
-    /// Get ECR credentials with `GetAuthorizationToken` for ECR hosts. Default: true.
+    /// Get ECR credentials with `GetAuthorizationToken` for ECR hosts.
     pub ecr: bool,
     /// Overrides the ECR API endpoint (VPC endpoints, tests). Default: none — the SDK's own
     /// resolution, which honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_ECR`.
@@ -64,9 +104,6 @@ pub struct ImageSourceSettings {
     /// AWS configuration to use for ECR instead of loading the default chain (tests). Default:
     /// none — loaded on first ECR use (region, credentials: Pod Identity, IRSA, env, profile).
     pub aws_sdk_config: Option<aws_config::SdkConfig>,
-    /// Registries whose image configs are read from a mirror instead, as a containerd mirror
-    /// does (the pod's image reference is not changed). Default: none.
-    pub mirrors: Vec<RegistryMirror>,
     /// Proxy for plain-HTTP registry traffic. Default: none (`HTTP_PROXY` still applies).
     pub http_proxy: Option<String>,
     /// Proxy for HTTPS registry traffic. Default: none (`HTTPS_PROXY` still applies).
@@ -76,18 +113,12 @@ pub struct ImageSourceSettings {
 impl Default for ImageSourceSettings {
     fn default() -> Self {
         Self {
-            insecure_registries: Vec::new(),
-            docker_config: None,
-            request_timeout: Duration::from_secs(6),
+            registry: RegistryConfig::default(),
             max_document_bytes: 4 * 1024 * 1024,
-            cache_capacity: 10_000,
-            tag_ttl: Duration::from_secs(60),
             digest_ttl: Duration::from_secs(24 * 3600),
-            error_ttl: Duration::from_secs(5),
             ecr: true,
             ecr_endpoint: None,
             aws_sdk_config: None,
-            mirrors: Vec::new(),
             http_proxy: None,
             https_proxy: None,
         }
@@ -160,6 +191,16 @@ impl serde::Serialize for RegistryMirror {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults() {
+        let d = RegistryConfig::default();
+        assert_eq!(d.registry_timeout, Duration::from_secs(6));
+        assert_eq!(d.image_cache_ttl, Duration::from_secs(60));
+        assert_eq!(d.image_cache_error_ttl, Duration::from_secs(5));
+        assert_eq!(d.image_cache_capacity, 10_000);
+        assert!(d.insecure_registry.is_empty() && d.registry_mirror.is_empty());
+    }
 
     #[test]
     fn mirrors() {

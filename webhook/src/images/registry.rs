@@ -109,7 +109,7 @@ impl RegistryClient {
     /// Checks the settings (insecure registry names, the docker config file) and builds the client.
     pub fn new(settings: &ImageSourceSettings) -> Result<Self, ImagesError> {
         let mut insecure = HashSet::new();
-        for entry in &settings.insecure_registries {
+        for entry in &settings.registry.insecure_registry {
             let e = entry.trim();
             if e.is_empty()
                 || e.contains('/')
@@ -122,7 +122,7 @@ impl RegistryClient {
             }
             insecure.insert(e.to_ascii_lowercase());
         }
-        if let Some(path) = &settings.docker_config {
+        if let Some(path) = &settings.registry.docker_config {
             let cfg = DockerConfig::load(path)?;
             tracing::info!(path = %path.display(), registries = ?cfg.registries(),
                 "registry credentials loaded");
@@ -130,7 +130,7 @@ impl RegistryClient {
                 tracing::warn!(path = %path.display(), %registry, "docker config entry {why}; ignoring it");
             }
         }
-        if settings.request_timeout.is_zero() {
+        if settings.registry.registry_timeout.is_zero() {
             return Err(ImagesError::Settings(
                 "request timeout must be more than 0".into(),
             ));
@@ -141,7 +141,7 @@ impl RegistryClient {
                 EcrAuth::new(
                     settings.aws_sdk_config.clone(),
                     settings.ecr_endpoint.clone(),
-                    settings.request_timeout,
+                    settings.registry.registry_timeout,
                 )
             })
             .transpose()?;
@@ -153,7 +153,7 @@ impl RegistryClient {
             })
             .collect();
         let mut mirrors = HashMap::new();
-        for m in &settings.mirrors {
+        for m in &settings.registry.registry_mirror {
             if let Some(other) = mirrors.insert(m.registry.clone(), m.mirror.clone()) {
                 return Err(ImagesError::Settings(format!(
                     "registry {} has two mirrors ({other} and {}); give one",
@@ -164,9 +164,9 @@ impl RegistryClient {
         Ok(Self {
             insecure,
             mirrors,
-            docker_config: settings.docker_config.clone(),
+            docker_config: settings.registry.docker_config.clone(),
             ecr,
-            timeout: settings.request_timeout,
+            timeout: settings.registry.registry_timeout,
             max_bytes: settings.max_document_bytes,
             http_proxy: settings.http_proxy.clone(),
             https_proxy: settings.https_proxy.clone(),

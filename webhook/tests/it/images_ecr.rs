@@ -15,7 +15,7 @@ use aws_sdk_ecr::config::{Credentials, Region};
 use base64::Engine as _;
 use images_support::{CountingProxy, Moto, TestImage, TestRegistry, wait_until};
 use mutation_modes::{ImageConfigError, ImageConfigSource, Platform};
-use secrets_init_webhook::images::{CachedImageSource, ImageSourceSettings, ecr};
+use secrets_init_webhook::images::{CachedImageSource, ImageSourceSettings, RegistryConfig, ecr};
 
 /// moto's `GetAuthorizationToken` answers `AWS:<account>-auth-token` for its default account.
 const MOTO_PASSWORD: &str = "123456789012-auth-token";
@@ -52,12 +52,15 @@ async fn ecr_source(
     let _ = rustls::crypto::ring::default_provider().install_default();
     CachedImageSource::new(
         ImageSourceSettings {
-            insecure_registries: vec![ECR_HOST.to_owned()],
+            registry: RegistryConfig {
+                insecure_registry: vec![ECR_HOST.to_owned()],
+                registry_timeout: Duration::from_secs(20),
+                image_cache_error_ttl: error_ttl,
+                ..RegistryConfig::default()
+            },
             http_proxy: Some(registry_proxy.url()),
             ecr_endpoint: Some(moto.url()),
             aws_sdk_config: Some(sdk_config().await),
-            request_timeout: Duration::from_secs(20),
-            error_ttl,
             ..ImageSourceSettings::default()
         },
         &prometheus::Registry::new(),
@@ -197,9 +200,12 @@ async fn default_aws_chain_honours_aws_endpoint_url() {
         // Child: default chain, no explicit endpoint or SDK config.
         let src = CachedImageSource::new(
             ImageSourceSettings {
-                insecure_registries: vec![ECR_HOST.to_owned()],
+                registry: RegistryConfig {
+                    insecure_registry: vec![ECR_HOST.to_owned()],
+                    registry_timeout: Duration::from_secs(20),
+                    ..RegistryConfig::default()
+                },
                 http_proxy: Some(registry_proxy),
-                request_timeout: Duration::from_secs(20),
                 ..ImageSourceSettings::default()
             },
             &prometheus::Registry::new(),

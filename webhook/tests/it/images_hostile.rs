@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mutation_modes::{ImageConfigError, ImageConfigSource, Platform};
-use secrets_init_webhook::images::{CachedImageSource, ImageSourceSettings};
+use secrets_init_webhook::images::{CachedImageSource, ImageSourceSettings, RegistryConfig};
 
 #[derive(Clone, Copy, Debug)]
 enum Misbehaviour {
@@ -82,8 +82,11 @@ async fn bad_registry(how: Misbehaviour) -> (String, Arc<AtomicUsize>) {
 async fn lookup(how: Misbehaviour) -> (String, Duration, usize) {
     let (addr, hits) = bad_registry(how).await;
     let settings = ImageSourceSettings {
-        insecure_registries: vec![addr.clone()],
-        request_timeout: Duration::from_secs(3),
+        registry: RegistryConfig {
+            insecure_registry: vec![addr.clone()],
+            registry_timeout: Duration::from_secs(3),
+            ..RegistryConfig::default()
+        },
         ecr: false,
         ..ImageSourceSettings::default()
     };

@@ -10,15 +10,28 @@ use std::time::Duration;
 use base64::Engine as _;
 use images_support::{CountingProxy, TestImage, TestRegistry, wait_until};
 use mutation_modes::{ImageConfig, ImageConfigError, ImageConfigSource, Platform};
-use secrets_init_webhook::images::{CachedImageSource, ImageSourceSettings};
+use secrets_init_webhook::images::{CachedImageSource, ImageSourceSettings, RegistryConfig};
 
 fn settings(insecure: &[&str]) -> ImageSourceSettings {
-    ImageSourceSettings {
-        insecure_registries: insecure.iter().map(|s| (*s).to_owned()).collect(),
-        request_timeout: Duration::from_secs(15),
+    settings_with(insecure, |_| {})
+}
+
+/// [`settings`], then `change`.
+fn settings_with(
+    insecure: &[&str],
+    change: impl FnOnce(&mut ImageSourceSettings),
+) -> ImageSourceSettings {
+    let mut s = ImageSourceSettings {
+        registry: RegistryConfig {
+            insecure_registry: insecure.iter().map(|s| (*s).to_owned()).collect(),
+            registry_timeout: Duration::from_secs(15),
+            ..RegistryConfig::default()
+        },
         ecr: false,
         ..ImageSourceSettings::default()
-    }
+    };
+    change(&mut s);
+    s
 }
 
 async fn source(settings: ImageSourceSettings) -> (CachedImageSource, prometheus::Registry) {
@@ -267,10 +280,9 @@ async fn credentials_from_docker_config() {
         serde_json::json!({"auths": {reg.addr.clone(): {"username": "puller", "password": "wrong-pass-456"}}}).to_string(),
     )
     .expect("write");
-    let (src, _m) = source(ImageSourceSettings {
-        docker_config: Some(bad.clone()),
-        ..settings(&[&reg.addr])
-    })
+    let (src, _m) = source(settings_with(&[&reg.addr], |s| {
+        s.registry.docker_config = Some(bad.clone());
+    }))
     .await;
     let err = src
         .image_config(&image, &amd64())
@@ -297,10 +309,9 @@ async fn credentials_from_docker_config() {
             .to_string(),
     )
     .expect("write");
-    let (src, _m) = source(ImageSourceSettings {
-        docker_config: Some(good),
-        ..settings(&[&reg.addr])
-    })
+    let (src, _m) = source(settings_with(&[&reg.addr], |s| {
+        s.registry.docker_config = Some(good);
+    }))
     .await;
     let got = src
         .image_config(&image, &amd64())
@@ -312,10 +323,9 @@ async fn credentials_from_docker_config() {
     let broken = dir.path().join("broken.json");
     std::fs::write(&broken, "{\"auths\": {\"x\": {\"auth\": \"!!!\"}}}").expect("write");
     let err = CachedImageSource::new(
-        ImageSourceSettings {
-            docker_config: Some(broken),
-            ..settings(&[])
-        },
+        settings_with(&[], |s| {
+            s.registry.docker_config = Some(broken);
+        }),
         &prometheus::Registry::new(),
     )
     .await
@@ -371,10 +381,9 @@ async fn limits_size_and_time() {
     let long_cmd: Vec<&str> = long_cmd.iter().map(String::as_str).collect();
     reg.push_image("big", "v1", &TestImage::new(None, Some(&long_cmd)))
         .await;
-    let (src, _m) = source(ImageSourceSettings {
-        max_document_bytes: 2000,
-        ..settings(&[&reg.addr])
-    })
+    let (src, _m) = source(settings_with(&[&reg.addr], |s| {
+        s.max_document_bytes = 2000;
+    }))
     .await;
     let err = src
         .image_config(&format!("{}/big:v1", reg.addr), &amd64())
@@ -399,10 +408,9 @@ async fn limits_size_and_time() {
             conns.push(c);
         }
     });
-    let (src, _m) = source(ImageSourceSettings {
-        request_timeout: Duration::from_millis(500),
-        ..settings(&[&silent_addr])
-    })
+    let (src, _m) = source(settings_with(&[&silent_addr], |s| {
+        s.registry.registry_timeout = Duration::from_millis(500);
+    }))
     .await;
     let started = std::time::Instant::now();
     let err = src
@@ -480,11 +488,10 @@ async fn failures_are_cached_briefly_and_tags_expire() {
     let image = format!("{proxy_addr}/late:v1");
 
     // error_ttl 1 s: the second lookup right away is answered from the cache.
-    let (src, metrics) = source(ImageSourceSettings {
-        error_ttl: Duration::from_secs(1),
-        tag_ttl: Duration::from_secs(3600),
-        ..settings(&[&proxy_addr])
-    })
+    let (src, metrics) = source(settings_with(&[&proxy_addr], |s| {
+        s.registry.image_cache_error_ttl = Duration::from_secs(1);
+        s.registry.image_cache_ttl = Duration::from_secs(3600);
+    }))
     .await;
     for _ in 0..2 {
         let err = src
@@ -515,11 +522,10 @@ async fn failures_are_cached_briefly_and_tags_expire() {
     assert_eq!(got.entrypoint, Some(vec!["/first".to_owned()]));
 
     // A source with a short tag TTL sees the moved tag; its digest entry stays cached.
-    let (short, _m) = source(ImageSourceSettings {
-        tag_ttl: Duration::from_millis(300),
-        digest_ttl: Duration::from_secs(3600),
-        ..settings(&[&proxy_addr])
-    })
+    let (short, _m) = source(settings_with(&[&proxy_addr], |s| {
+        s.registry.image_cache_ttl = Duration::from_millis(300);
+        s.digest_ttl = Duration::from_secs(3600);
+    }))
     .await;
     let pinned = format!("{proxy_addr}/late@{digest}");
     let got = short.image_config(&pinned, &amd64()).await.expect("pinned");
@@ -626,10 +632,9 @@ async fn bearer_token_registries_anonymous_and_with_credentials() {
         serde_json::json!({"auths": {private_addr.clone(): {"auth": auth}}}).to_string(),
     )
     .expect("write");
-    let (src, _m) = source(ImageSourceSettings {
-        docker_config: Some(cfg_path),
-        ..settings(&[&private_addr])
-    })
+    let (src, _m) = source(settings_with(&[&private_addr], |s| {
+        s.registry.docker_config = Some(cfg_path);
+    }))
     .await;
     let got = src
         .image_config(&image, &amd64())
@@ -669,13 +674,12 @@ async fn image_configs_of_a_mirrored_registry_come_from_the_mirror() {
     )
     .await;
     let mirror = |spec: String| spec.parse::<RegistryMirror>().expect("mirror");
-    let (src, _m) = source(ImageSourceSettings {
-        mirrors: vec![
+    let (src, _m) = source(settings_with(&[&reg.addr], |s| {
+        s.registry.registry_mirror = vec![
             mirror(format!("registry.example.com={}", reg.addr)),
             mirror(format!("docker.io={}", reg.addr)),
-        ],
-        ..settings(&[&reg.addr])
-    })
+        ];
+    }))
     .await;
 
     let got = src
