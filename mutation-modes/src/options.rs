@@ -72,9 +72,6 @@ impl Inject {
 /// Everything the annotations say about how to mutate one pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodOptions {
-    pub inject: Inject,
-    /// Value of `secretsinit.io/injected`, when the pod was already mutated.
-    pub injected: Option<String>,
     pub ignore_missing: bool,
     pub mutate_probes: bool,
     pub region: Option<String>,
@@ -101,8 +98,6 @@ impl PodOptions {
             }
         }
         Ok(Self {
-            inject: Inject::from_annotations(annotations)?,
-            injected: a.get(ANNOTATION_INJECTED).cloned(),
             ignore_missing: boolean(a, ANNOTATION_IGNORE_MISSING)?,
             mutate_probes: boolean(a, ANNOTATION_MUTATE_PROBES)?,
             region: a

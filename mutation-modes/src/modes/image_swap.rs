@@ -15,7 +15,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use super::{MutationMode, PodAdditions};
-use crate::ModeKind;
 use crate::bounded::{VALUE_BYTES, clip, quoted};
 use crate::error::MutationError;
 use crate::image::parse_reference;
@@ -176,10 +175,6 @@ impl ImageSwap {
 }
 
 impl MutationMode for ImageSwap {
-    fn kind(&self) -> ModeKind {
-        ModeKind::ImageSwap
-    }
-
     fn run_image(&self, who: &Selected, c: &Container) -> Result<Option<String>, MutationError> {
         let Some(image) = c.image.as_deref() else {
             return Err(MutationError::NoImage {

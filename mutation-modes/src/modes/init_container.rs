@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::{MutationMode, PodAdditions, bin_mount, default_pull_policy};
-use crate::ModeKind;
 
 /// Where the emptyDir is mounted in the injected init container (`/secrets-init` is the
 /// binary itself in the secrets-init image, so the volume cannot go below it).
@@ -157,10 +156,6 @@ impl InitContainer {
 }
 
 impl MutationMode for InitContainer {
-    fn kind(&self) -> ModeKind {
-        ModeKind::InitContainer
-    }
-
     fn pod_additions(&self) -> PodAdditions {
         PodAdditions {
             volumes: vec![Volume {

@@ -82,8 +82,6 @@ pub struct PodAdditions {
 /// the patch) is done by [`crate::mutate_pod`]; a mode only says which image a container runs,
 /// what it adds to the pod, and what it changes in each mutated container besides the command.
 pub trait MutationMode: Send + Sync + fmt::Debug {
-    fn kind(&self) -> ModeKind;
-
     /// The image the mutated container will run (its config decides the program when the pod
     /// sets no command). Default: the container's own image.
     fn run_image(&self, who: &Selected, c: &Container) -> Result<Option<String>, MutationError> {

@@ -5,7 +5,6 @@
 use k8s_openapi::api::core::v1::{Container, ImageVolumeSource, Volume};
 
 use super::{MutationMode, PodAdditions, bin_mount, default_pull_policy};
-use crate::ModeKind;
 
 /// The strategy, with the volume name chosen for this pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,10 +16,6 @@ pub struct SharedVolume {
 }
 
 impl MutationMode for SharedVolume {
-    fn kind(&self) -> ModeKind {
-        ModeKind::SharedVolume
-    }
-
     fn pod_additions(&self) -> PodAdditions {
         PodAdditions {
             volumes: vec![Volume {
