@@ -5,6 +5,8 @@
 //! Embedded:    `${awssm:<secret-id>[#<key>[#<version>]]}` anywhere, any number of times;
 //!              `$${` is an escape for a literal `${`.
 //! Legacy:      `awssm://<secret-id>…` is read as `awssm:<secret-id>…`.
+//! Env-from:    `awssm:<secret-id>[##<version>]` or `awsssm:<path>/`, the references of
+//!              `--env-from` and the `secretsinit.io/env-from` annotation ([`parse_env_from`]).
 //!
 //! The grammar after the prefix is shared by every [`Source`]; a new store is a new variant
 //! with its prefix, and [`is_placeholder`] and [`parse_value`] recognise it from then on.
@@ -254,6 +256,8 @@ pub enum ParseError {
         placeholder: String,
         character: char,
     },
+    #[error("`{}` is not a valid env-from reference: {reason}; the forms are {}", reference.escape_debug(), EnvFrom::FORMS)]
+    EnvFrom { reference: String, reason: String },
 }
 
 /// True when a value is one secrets-init must touch (contract §2): it starts with a prefix
@@ -375,6 +379,164 @@ fn parse_reference(source: Source, text: &str, shown: &str) -> Result<Reference,
             version: source.parse_version(version.unwrap_or_default()),
         },
         key,
+    })
+}
+
+/// One `--env-from` reference (contract §3).
+///
+/// Rules beyond the contract's two forms, so that a mistake is caught where it is written
+/// (the webhook checks the `secretsinit.io/env-from` annotation with this function):
+/// - `awssm:<secret-id>[##<version>]`: the id is a secret name or a Secrets Manager ARN
+///   (`arn:<partition>:secretsmanager:<region>:<account>:secret:<name>`; its region is
+///   used); an ARN of another service is an error. There is no `#<key>` (every key is
+///   imported); `##` is followed by a version as in placeholders (`AWSPREVIOUS`,
+///   `AWSPENDING`, a version id; empty or `AWSCURRENT` = current). The legacy `awssm://`
+///   spelling is read as in placeholders.
+/// - `awsssm:<path>/`: the path starts and ends with `/` and has no empty segment (`//`)
+///   and no `#`. `/` alone is the root. Not an ARN: `GetParametersByPath` takes only a path
+///   in the caller's own account, and the region comes from `--region` as for names.
+/// - No whitespace or control characters anywhere; callers trim list items themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvFrom {
+    /// `awssm:<secret-id>[##<version>]`: every top-level key of a JSON-object secret.
+    Secret { id: String, version: Version },
+    /// `awsssm:<path>/`: every parameter directly under the path.
+    ParameterPath { path: String },
+}
+
+/// The spelling of the Parameter Store form of [`EnvFrom`].
+const ENV_FROM_PATH_PREFIX: &str = "awsssm:";
+
+impl EnvFrom {
+    /// The two forms, for messages.
+    pub const FORMS: &'static str = "awssm:<secret-id>[##<version>] (every top-level key of a JSON-object secret) or awsssm:<path>/ (every parameter directly under a Parameter Store path)";
+}
+
+impl fmt::Display for EnvFrom {
+    /// The canonical spelling; it parses back to the same reference.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnvFrom::Secret { id, version } => {
+                let source = Source::SecretsManager;
+                f.write_str(source.prefix())?;
+                if let Some(marker) = source.legacy_marker()
+                    && id.starts_with(marker)
+                {
+                    f.write_str(marker)?;
+                }
+                f.write_str(id)?;
+                match version {
+                    Version::Current => Ok(()),
+                    Version::Stage(v) | Version::Id(v) => write!(f, "##{v}"),
+                }
+            }
+            EnvFrom::ParameterPath { path } => write!(f, "{ENV_FROM_PATH_PREFIX}{path}"),
+        }
+    }
+}
+
+/// Parses one `--env-from` reference (one item of `SECRETS_INIT_ENV_FROM` or of the
+/// `secretsinit.io/env-from` annotation). The error says what is wrong and shows the two
+/// valid forms.
+pub fn parse_env_from(reference: &str) -> Result<EnvFrom, ParseError> {
+    let bad = |reason: String| ParseError::EnvFrom {
+        reference: reference.to_owned(),
+        reason,
+    };
+    if let Some(character) = reference
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(bad(format!(
+            "it contains {character:?} (no spaces or control characters)"
+        )));
+    }
+    if let Some(path) = reference.strip_prefix(ENV_FROM_PATH_PREFIX) {
+        return parse_env_from_path(path).map_err(bad);
+    }
+    let source = Source::SecretsManager;
+    let Some(rest) = reference.strip_prefix(source.prefix()) else {
+        return Err(bad(if reference.is_empty() {
+            "it is empty".to_owned()
+        } else {
+            "it starts with neither `awssm:` nor `awsssm:`".to_owned()
+        }));
+    };
+    let rest = source
+        .legacy_marker()
+        .and_then(|marker| rest.strip_prefix(marker))
+        .unwrap_or(rest);
+    let (id, version) = match rest.split_once('#') {
+        None => (rest, ""),
+        Some((id, after)) => match after.strip_prefix('#') {
+            Some(version) if !version.contains('#') => (id, version),
+            Some(_) => return Err(bad("it has more than two `#`".to_owned())),
+            None => {
+                return Err(bad(
+                    "a `#<key>` cannot be used: env-from imports every top-level key (write `##<version>` for a version)"
+                        .to_owned(),
+                ));
+            }
+        },
+    };
+    if id.is_empty() {
+        return Err(bad("the secret id is empty".to_owned()));
+    }
+    if id.starts_with("arn:") {
+        check_secret_arn(id).map_err(bad)?;
+    }
+    Ok(EnvFrom::Secret {
+        id: id.to_owned(),
+        version: source.parse_version(version),
+    })
+}
+
+/// `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>`.
+fn check_secret_arn(id: &str) -> Result<(), String> {
+    let parts: Vec<&str> = id.splitn(7, ':').collect();
+    let service = Source::SecretsManager.arn_service();
+    match parts.as_slice() {
+        ["arn", partition, s, region, account, "secret", name]
+            if !partition.is_empty()
+                && *s == service
+                && !region.is_empty()
+                && !account.is_empty()
+                && !name.is_empty() =>
+        {
+            Ok(())
+        }
+        [_, _, s, ..] if *s != service => Err(format!(
+            "the ARN is not a Secrets Manager secret's (its service is `{s}`; an SSM parameter path is written awsssm:<path>/)"
+        )),
+        _ => Err(format!(
+            "the ARN is not a Secrets Manager secret's: the form is arn:<partition>:{service}:<region>:<account>:secret:<name>"
+        )),
+    }
+}
+
+fn parse_env_from_path(path: &str) -> Result<EnvFrom, String> {
+    if path.starts_with("arn:") {
+        return Err(
+            "a Parameter Store path is written as a path, not an ARN (GetParametersByPath reads only the caller's own account; --region sets the region)"
+                .to_owned(),
+        );
+    }
+    if !path.starts_with('/') {
+        return Err("the path must start with `/`".to_owned());
+    }
+    if !path.ends_with('/') {
+        return Err(format!(
+            "the path must end with `/` (to read the single parameter `{path}`, use the placeholder awsssm:{path} in a variable)"
+        ));
+    }
+    if path.contains('#') {
+        return Err("a path takes no `#<key>` or `#<version>`".to_owned());
+    }
+    if path.len() > 1 && path.contains("//") {
+        return Err("the path has an empty segment (`//`)".to_owned());
+    }
+    Ok(EnvFrom::ParameterPath {
+        path: path.to_owned(),
     })
 }
 

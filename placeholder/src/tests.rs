@@ -407,3 +407,113 @@ proptest::proptest! {
         proptest::prop_assert_eq!(embedded.refs().next().unwrap(), &reference);
     }
 }
+
+#[test]
+fn env_from_references() {
+    let secret = |id: &str, version: Version| EnvFrom::Secret {
+        id: id.into(),
+        version,
+    };
+    let path = |p: &str| EnvFrom::ParameterPath { path: p.into() };
+    let cases = [
+        ("awssm:prod/app", secret("prod/app", Version::Current)),
+        ("awssm:prod/app##", secret("prod/app", Version::Current)),
+        (
+            "awssm:prod/app##AWSCURRENT",
+            secret("prod/app", Version::Current),
+        ),
+        (
+            "awssm:prod/app##AWSPREVIOUS",
+            secret("prod/app", Version::Stage("AWSPREVIOUS".into())),
+        ),
+        (
+            "awssm:prod/app##v-1",
+            secret("prod/app", Version::Id("v-1".into())),
+        ),
+        (&format!("awssm:{ARN}"), secret(ARN, Version::Current)),
+        (
+            &format!("awssm:{ARN}##AWSPENDING"),
+            secret(ARN, Version::Stage("AWSPENDING".into())),
+        ),
+        ("awssm://prod/app", secret("prod/app", Version::Current)),
+        ("awsssm:/prod/app/", path("/prod/app/")),
+        ("awsssm:/", path("/")),
+    ];
+    for (input, want) in cases {
+        assert_eq!(parse_env_from(input).unwrap(), want, "{input}");
+    }
+}
+
+#[test]
+fn env_from_display_round_trips() {
+    for input in [
+        "awssm:prod/app",
+        "awssm:prod/app##AWSPREVIOUS",
+        "awssm:prod/app##v-1",
+        "awssm:////odd",
+        "awsssm:/prod/app/",
+        "awsssm:/",
+    ] {
+        let parsed = parse_env_from(input).unwrap();
+        assert_eq!(parsed.to_string(), input);
+        assert_eq!(parse_env_from(&parsed.to_string()).unwrap(), parsed);
+    }
+    let parsed = parse_env_from("awssm://prod/app##AWSCURRENT").unwrap();
+    assert_eq!(parsed.to_string(), "awssm:prod/app");
+}
+
+#[test]
+fn env_from_errors() {
+    let cases = [
+        ("", "it is empty"),
+        ("prod/app", "starts with neither `awssm:` nor `awsssm:`"),
+        ("AWSSM:prod/app", "starts with neither"),
+        ("awssm:", "the secret id is empty"),
+        ("awssm:##AWSPREVIOUS", "the secret id is empty"),
+        ("awssm:prod/app#KEY", "a `#<key>` cannot be used"),
+        (
+            "awssm:prod/app#KEY#AWSPREVIOUS",
+            "a `#<key>` cannot be used",
+        ),
+        ("awssm:prod/app##v#x", "more than two `#`"),
+        ("awssm:prod app", "contains ' '"),
+        ("awssm:prod/app\n", "contains '\\n'"),
+        (" awssm:prod/app", "contains ' '"),
+        (
+            "awssm:arn:aws:ssm:eu-west-1:1:parameter/x",
+            "its service is `ssm`",
+        ),
+        (
+            "awssm:arn:aws:secretsmanager:eu-west-1:1:x",
+            "the form is arn:",
+        ),
+        (
+            "awssm:arn:aws:secretsmanager::1:secret:x",
+            "the form is arn:",
+        ),
+        (
+            "awssm:arn:aws:secretsmanager:eu-west-1:1:secret:",
+            "the form is arn:",
+        ),
+        ("awsssm:", "must start with `/`"),
+        ("awsssm:prod/app/", "must start with `/`"),
+        ("awsssm:/prod/app", "must end with `/`"),
+        ("awsssm:/prod/app/#k", "must end with `/`"),
+        ("awsssm:/prod#x/", "no `#<key>`"),
+        ("awsssm:/prod//app/", "empty segment"),
+        ("awsssm://", "empty segment"),
+        (
+            "awsssm:arn:aws:ssm:eu-west-1:1:parameter/prod/",
+            "not an ARN",
+        ),
+    ];
+    for (input, want) in cases {
+        let err = parse_env_from(input).expect_err(input).to_string();
+        assert!(err.contains(want), "{input:?}: {err}");
+        assert!(err.contains(EnvFrom::FORMS), "{input:?}: {err}");
+    }
+    assert_eq!(
+        parse_env_from("awsssm:/prod/app").unwrap_err().to_string(),
+        "`awsssm:/prod/app` is not a valid env-from reference: the path must end with `/` (to read the single parameter `/prod/app`, use the placeholder awsssm:/prod/app in a variable); the forms are awssm:<secret-id>[##<version>] (every top-level key of a JSON-object secret) or awsssm:<path>/ (every parameter directly under a Parameter Store path)"
+    );
+}
