@@ -1,10 +1,11 @@
 //! The placeholder grammar (contract §2), one implementation for secrets-init, which resolves
 //! placeholders, and the webhook, which checks them at admission. Pure: no I/O, no AWS types.
 //!
-//! Whole value: `awssm:<secret-id>[#<key>[#<version>]]`.
-//! Embedded:    `${awssm:<secret-id>[#<key>[#<version>]]}` anywhere, any number of times;
+//! Whole value: `awssm:<secret-id>[#<key>[#<version>]]` (Secrets Manager),
+//!              `awsssm:<parameter>[#<key>[#<version>]]` (SSM Parameter Store).
+//! Embedded:    `${awssm:…}` / `${awsssm:…}` anywhere, any number of times;
 //!              `$${` is an escape for a literal `${`.
-//! Legacy:      `awssm://<secret-id>…` is read as `awssm:<secret-id>…`.
+//! Legacy:      `awssm://<secret-id>…` is read as `awssm:<secret-id>…` (Secrets Manager only).
 //! Env-from:    `awssm:<secret-id>[##<version>]` or `awsssm:<path>/`, the references of
 //!              `--env-from` and the `secretsinit.io/env-from` annotation ([`parse_env_from`]).
 //!
@@ -21,17 +22,20 @@ const ESCAPE: &str = "$${";
 pub enum Source {
     /// AWS Secrets Manager, prefix `awssm:`.
     SecretsManager,
+    /// AWS Systems Manager Parameter Store, prefix `awsssm:`.
+    ParameterStore,
 }
 
 impl Source {
     /// Every source the grammar recognises. No prefix is a prefix of another, so the order
     /// does not matter.
-    pub const ALL: [Source; 1] = [Source::SecretsManager];
+    pub const ALL: [Source; 2] = [Source::SecretsManager, Source::ParameterStore];
 
     /// What a whole value starts with.
     pub const fn prefix(self) -> &'static str {
         match self {
             Source::SecretsManager => "awssm:",
+            Source::ParameterStore => "awsssm:",
         }
     }
 
@@ -39,6 +43,7 @@ impl Source {
     pub const fn embed_open(self) -> &'static str {
         match self {
             Source::SecretsManager => "${awssm:",
+            Source::ParameterStore => "${awsssm:",
         }
     }
 
@@ -46,6 +51,7 @@ impl Source {
     pub const fn arn_service(self) -> &'static str {
         match self {
             Source::SecretsManager => "secretsmanager",
+            Source::ParameterStore => "ssm",
         }
     }
 
@@ -53,6 +59,7 @@ impl Source {
     pub const fn form(self) -> &'static str {
         match self {
             Source::SecretsManager => "awssm:<secret-id>[#<key>[#<version>]]",
+            Source::ParameterStore => "awsssm:<parameter>[#<key>[#<version>]]",
         }
     }
 
@@ -60,6 +67,7 @@ impl Source {
     const fn id_name(self) -> &'static str {
         match self {
             Source::SecretsManager => "secret id",
+            Source::ParameterStore => "parameter name",
         }
     }
 
@@ -67,29 +75,55 @@ impl Source {
     const fn legacy_marker(self) -> Option<&'static str> {
         match self {
             Source::SecretsManager => Some("//"),
+            Source::ParameterStore => None,
         }
     }
 
-    fn parse_version(self, text: &str) -> Version {
-        match self {
+    /// The version field of a reference; `Err` only for a parameter version number too large
+    /// to be one (Parameter Store counts versions in a 64-bit integer).
+    fn parse_version(self, text: &str) -> Result<Version, std::num::ParseIntError> {
+        Ok(match self {
             Source::SecretsManager => match text {
                 "" | "AWSCURRENT" => Version::Current,
                 "AWSPREVIOUS" | "AWSPENDING" => Version::Stage(text.to_owned()),
                 other => Version::Id(other.to_owned()),
             },
-        }
+            // Parameter Store labels cannot start with a digit, so digits are always a version.
+            Source::ParameterStore => match text {
+                "" => Version::Current,
+                digits if digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    Version::Number(digits.parse()?)
+                }
+                label => Version::Label(label.to_owned()),
+            },
+        })
     }
 }
 
-/// Which version of a secret a reference asks for.
+/// Which version of a secret or parameter a reference asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Version {
-    /// `AWSCURRENT`, or no version given.
+    /// No version given (and, for Secrets Manager, `AWSCURRENT`): the current / latest one.
     Current,
-    /// `AWSPREVIOUS` or `AWSPENDING`.
+    /// Secrets Manager: `AWSPREVIOUS` or `AWSPENDING`.
     Stage(String),
-    /// Any other value: a version id.
+    /// Secrets Manager: any other value, a version id.
     Id(String),
+    /// Parameter Store: digits, a parameter version.
+    Number(u64),
+    /// Parameter Store: anything else, a parameter label.
+    Label(String),
+}
+
+impl Version {
+    /// The version as written in a reference (`None` for the current one).
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Version::Current => None,
+            Version::Stage(s) | Version::Id(s) | Version::Label(s) => Some(s.clone()),
+            Version::Number(n) => Some(n.to_string()),
+        }
+    }
 }
 
 /// How to pick a value out of the secret text.
@@ -132,6 +166,8 @@ impl fmt::Display for FetchKey {
             Version::Current => Ok(()),
             Version::Stage(s) => write!(f, " (stage {s})"),
             Version::Id(id) => write!(f, " (version {id})"),
+            Version::Number(n) => write!(f, " (version {n})"),
+            Version::Label(l) => write!(f, " (label {l})"),
         }
     }
 }
@@ -160,11 +196,7 @@ impl fmt::Display for Reference {
             Key::Whole => "",
             Key::Field(k) | Key::Pointer(k) => k.as_str(),
         };
-        let version = match &self.fetch.version {
-            Version::Current => None,
-            Version::Stage(s) | Version::Id(s) => Some(s.as_str()),
-        };
-        match version {
+        match self.fetch.version.text() {
             Some(v) => write!(f, "#{key}#{v}"),
             None if !key.is_empty() => write!(f, "#{key}"),
             None => Ok(()),
@@ -240,7 +272,7 @@ pub enum ParseError {
         form: &'static str,
     },
     #[error(
-        "malformed placeholder: `{}` has a {id_name} containing {character:?}; secret names have no spaces or control characters (a trailing newline from a YAML block scalar is a common cause)",
+        "malformed placeholder: `{}` has a {id_name} containing {character:?}; names and ARNs have no spaces or control characters (a trailing newline from a YAML block scalar is a common cause)",
         placeholder.escape_debug()
     )]
     IdCharacter {
@@ -256,12 +288,17 @@ pub enum ParseError {
         placeholder: String,
         character: char,
     },
+    #[error(
+        "malformed placeholder: `{placeholder}` has the version number {number}, larger than any parameter version"
+    )]
+    VersionNumber { placeholder: String, number: String },
     #[error("`{}` is not a valid env-from reference: {reason}; the forms are {}", reference.escape_debug(), EnvFrom::FORMS)]
     EnvFrom { reference: String, reason: String },
 }
 
 /// True when a value is one secrets-init must touch (contract §2): it starts with a prefix
-/// (`awssm:`, the legacy `awssm://` included) or contains an embedded opening (`${awssm:`).
+/// (`awssm:`, the legacy `awssm://` included, or `awsssm:`) or contains an embedded opening
+/// (`${awssm:`, `${awsssm:`).
 /// Exactly the values for which [`parse_value`] does not return `Ok(None)`.
 pub fn is_placeholder(value: &str) -> bool {
     Source::ALL
@@ -365,6 +402,13 @@ fn parse_reference(source: Source, text: &str, shown: &str) -> Result<Reference,
             character,
         });
     }
+    let version_text = version.unwrap_or_default();
+    let version = source
+        .parse_version(version_text)
+        .map_err(|_| ParseError::VersionNumber {
+            placeholder: shown.to_owned(),
+            number: version_text.to_owned(),
+        })?;
     let key = if key.is_empty() {
         Key::Whole
     } else if key.starts_with('/') {
@@ -376,7 +420,7 @@ fn parse_reference(source: Source, text: &str, shown: &str) -> Result<Reference,
         fetch: FetchKey {
             source,
             id: id.to_owned(),
-            version: source.parse_version(version.unwrap_or_default()),
+            version,
         },
         key,
     })
@@ -404,9 +448,6 @@ pub enum EnvFrom {
     ParameterPath { path: String },
 }
 
-/// The spelling of the Parameter Store form of [`EnvFrom`].
-const ENV_FROM_PATH_PREFIX: &str = "awsssm:";
-
 impl EnvFrom {
     /// The two forms, for messages.
     pub const FORMS: &'static str = "awssm:<secret-id>[##<version>] (every top-level key of a JSON-object secret) or awsssm:<path>/ (every parameter directly under a Parameter Store path)";
@@ -425,12 +466,14 @@ impl fmt::Display for EnvFrom {
                     f.write_str(marker)?;
                 }
                 f.write_str(id)?;
-                match version {
-                    Version::Current => Ok(()),
-                    Version::Stage(v) | Version::Id(v) => write!(f, "##{v}"),
+                match version.text() {
+                    None => Ok(()),
+                    Some(v) => write!(f, "##{v}"),
                 }
             }
-            EnvFrom::ParameterPath { path } => write!(f, "{ENV_FROM_PATH_PREFIX}{path}"),
+            EnvFrom::ParameterPath { path } => {
+                write!(f, "{}{path}", Source::ParameterStore.prefix())
+            }
         }
     }
 }
@@ -451,7 +494,7 @@ pub fn parse_env_from(reference: &str) -> Result<EnvFrom, ParseError> {
             "it contains {character:?} (no spaces or control characters)"
         )));
     }
-    if let Some(path) = reference.strip_prefix(ENV_FROM_PATH_PREFIX) {
+    if let Some(path) = reference.strip_prefix(Source::ParameterStore.prefix()) {
         return parse_env_from_path(path).map_err(bad);
     }
     let source = Source::SecretsManager;
@@ -485,9 +528,12 @@ pub fn parse_env_from(reference: &str) -> Result<EnvFrom, ParseError> {
     if id.starts_with("arn:") {
         check_secret_arn(id).map_err(bad)?;
     }
+    let version = source
+        .parse_version(version)
+        .map_err(|_| bad("the version is not valid".to_owned()))?;
     Ok(EnvFrom::Secret {
         id: id.to_owned(),
-        version: source.parse_version(version),
+        version,
     })
 }
 

@@ -227,12 +227,19 @@ fn not_placeholders_are_untouched() {
         "awssm",
         "AWSSM:x",
         "${AWSSM:x}",
+        "awsssm",
+        "${awsssm",
+        "AWSSSM:x",
+        "x awsssm:y",
     ] {
         assert!(!is_placeholder(v), "{v}");
         assert_eq!(parse_value(v).unwrap(), None, "{v}");
     }
     assert!(is_placeholder("awssm:x"));
     assert!(is_placeholder("a${awssm:x}"));
+    assert!(is_placeholder("awsssm:x"));
+    assert!(is_placeholder("a${awsssm:x}"));
+    assert!(is_placeholder("awsssm:"));
 }
 
 #[test]
@@ -317,7 +324,7 @@ fn error_messages() {
         ),
         (
             "awssm:prod/db\n",
-            "malformed placeholder: `awssm:prod/db\\n` has a secret id containing '\\n'; secret names have no spaces or control characters (a trailing newline from a YAML block scalar is a common cause)",
+            "malformed placeholder: `awssm:prod/db\\n` has a secret id containing '\\n'; names and ARNs have no spaces or control characters (a trailing newline from a YAML block scalar is a common cause)",
         ),
         (
             "awssm:db#k#v 1",
@@ -381,6 +388,26 @@ proptest::proptest! {
         let value = format!("{before}${{awssm:x}}{after}");
         let t = parse_value(&value).unwrap().unwrap();
         proptest::prop_assert_eq!(t.render(&["V".to_owned()]), format!("{before}V{after}"));
+    }
+
+    #[test]
+    fn parameter_references_round_trip(
+        id in "/?[A-Za-z0-9_.-]{1,20}(/[A-Za-z0-9_.-]{1,20}){0,3}",
+        key in proptest::option::of("[A-Za-z0-9_/~.-]{1,20}"),
+        version in proptest::option::of("([0-9]{1,18}|[a-z][a-z0-9_.-]{0,20})"),
+    ) {
+        let text = format!(
+            "awsssm:{id}#{}#{}",
+            key.as_deref().unwrap_or(""),
+            version.as_deref().unwrap_or("")
+        );
+        let parsed = parse_value(&text).unwrap().unwrap();
+        let reference = parsed.refs().next().unwrap().clone();
+        proptest::prop_assert_eq!(reference.fetch.source, Source::ParameterStore);
+        let again = parse_value(&reference.to_string()).unwrap().unwrap();
+        proptest::prop_assert_eq!(again.refs().next().unwrap(), &reference);
+        let embedded = parse_value(&format!("x${{{}}}y", reference)).unwrap().unwrap();
+        proptest::prop_assert_eq!(embedded.refs().next().unwrap(), &reference);
     }
 
     #[test]
@@ -516,4 +543,163 @@ fn env_from_errors() {
         parse_env_from("awsssm:/prod/app").unwrap_err().to_string(),
         "`awsssm:/prod/app` is not a valid env-from reference: the path must end with `/` (to read the single parameter `/prod/app`, use the placeholder awsssm:/prod/app in a variable); the forms are awssm:<secret-id>[##<version>] (every top-level key of a JSON-object secret) or awsssm:<path>/ (every parameter directly under a Parameter Store path)"
     );
+}
+
+fn p(id: impl Into<String>, key: Key, version: Version) -> Reference {
+    Reference {
+        fetch: FetchKey {
+            source: Source::ParameterStore,
+            id: id.into(),
+            version,
+        },
+        key,
+    }
+}
+
+const SSM_ARN: &str = "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/myapp/db-url";
+
+#[test]
+fn parameter_store_values() {
+    use Version::*;
+    let cases: Vec<(String, Vec<Part>)> = vec![
+        (
+            "awsssm:/prod/db".into(),
+            vec![Part::Ref(p("/prod/db", Key::Whole, Current))],
+        ),
+        (
+            "awsssm:prod-db-url".into(),
+            vec![Part::Ref(p("prod-db-url", Key::Whole, Current))],
+        ),
+        (
+            "awsssm:/prod/db#password".into(),
+            vec![Part::Ref(p("/prod/db", field("password"), Current))],
+        ),
+        (
+            "awsssm:/prod/db#password#3".into(),
+            vec![Part::Ref(p("/prod/db", field("password"), Number(3)))],
+        ),
+        (
+            "awsssm:/prod/db##live".into(),
+            vec![Part::Ref(p("/prod/db", Key::Whole, Label("live".into())))],
+        ),
+        (
+            "awsssm:/prod/db##".into(),
+            vec![Part::Ref(p("/prod/db", Key::Whole, Current))],
+        ),
+        (
+            "awsssm:/prod/db#/a/0#007".into(),
+            vec![Part::Ref(p(
+                "/prod/db",
+                Key::Pointer("/a/0".into()),
+                Number(7),
+            ))],
+        ),
+        // AWSCURRENT is a Secrets Manager stage; for a parameter it is a label like any other.
+        (
+            "awsssm:/p##AWSCURRENT".into(),
+            vec![Part::Ref(p("/p", Key::Whole, Label("AWSCURRENT".into())))],
+        ),
+        (
+            format!("awsssm:{SSM_ARN}#k"),
+            vec![Part::Ref(p(SSM_ARN, field("k"), Current))],
+        ),
+        (
+            "awsssm:/aws/reference/secretsmanager/prod/db#user".into(),
+            vec![Part::Ref(p(
+                "/aws/reference/secretsmanager/prod/db",
+                field("user"),
+                Current,
+            ))],
+        ),
+        // No legacy spelling: `//` belongs to the name.
+        (
+            "awsssm://x".into(),
+            vec![Part::Ref(p("//x", Key::Whole, Current))],
+        ),
+        (
+            "u=${awsssm:/db#user#2}&p=${awssm:db#pass}&$${awsssm:lit}".into(),
+            vec![
+                lit("u="),
+                Part::Ref(p("/db", field("user"), Number(2))),
+                lit("&p="),
+                Part::Ref(r("db", field("pass"), Current)),
+                lit("&${awsssm:lit}"),
+            ],
+        ),
+    ];
+    for (input, want) in cases {
+        assert_eq!(
+            parse_value(&input).unwrap(),
+            Some(Template { parts: want }),
+            "input {input:?}"
+        );
+    }
+    assert!(!uses_legacy_form("awsssm://x"));
+    assert!(!uses_legacy_form("${awsssm://x}"));
+}
+
+#[test]
+fn parameter_store_errors() {
+    let cases = [
+        (
+            "awsssm:",
+            "`awsssm:` has an empty parameter name: the form is awsssm:<parameter>[#<key>[#<version>]]",
+        ),
+        (
+            "x${awsssm:#k}",
+            "`${awsssm:#k}` has an empty parameter name",
+        ),
+        (
+            "awsssm:/a#b#c#d",
+            "more than two `#`: the form is awsssm:<parameter>[#<key>[#<version>]]",
+        ),
+        ("awsssm:/a b", "has a parameter name containing ' '"),
+        ("x ${awsssm:/db", "unclosed `${awsssm:` at byte 2"),
+        (
+            "awsssm:/a##99999999999999999999",
+            "has the version number 99999999999999999999, larger than any parameter version",
+        ),
+    ];
+    for (input, want) in cases {
+        let err = parse_value(input).expect_err(input).to_string();
+        assert!(err.contains(want), "input {input:?}: {err}");
+    }
+}
+
+#[test]
+fn parameter_store_display_and_region() {
+    for input in [
+        "awsssm:/p",
+        "awsssm:/p#k",
+        "awsssm:/p#k#3",
+        "awsssm:/p##live",
+        "awsssm://double",
+    ] {
+        let t = parse_value(input).unwrap().unwrap();
+        assert_eq!(t.refs().next().unwrap().to_string(), input);
+    }
+    let t = parse_value("awsssm:/p##007").unwrap().unwrap();
+    assert_eq!(t.refs().next().unwrap().to_string(), "awsssm:/p##7");
+    let key = |id: &str| FetchKey {
+        source: Source::ParameterStore,
+        id: id.into(),
+        version: Version::Current,
+    };
+    assert_eq!(key(SSM_ARN).arn_region(), Some("eu-west-1"));
+    assert_eq!(key("/prod/db").arn_region(), None);
+    assert_eq!(
+        key(ARN).arn_region(),
+        None,
+        "a Secrets Manager ARN is not a parameter's"
+    );
+    let versioned = FetchKey {
+        version: Version::Number(3),
+        ..key("/p")
+    };
+    assert_eq!(versioned.to_string(), "/p (version 3)");
+    let labelled = FetchKey {
+        version: Version::Label("live".into()),
+        ..key("/p")
+    };
+    assert_eq!(labelled.to_string(), "/p (label live)");
 }

@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use placeholder::{EnvFrom, parse_env_from};
 
-/// Resolve AWS Secrets Manager placeholders in the environment, then exec the program.
+/// Resolve AWS Secrets Manager and SSM Parameter Store placeholders in the environment, then
+/// exec the program.
 ///
-/// Variables whose value starts with `awssm:` or contains `${awssm:…}` are resolved:
-/// awssm:<secret-id>[#<key>[#<version>]]. The program then replaces secrets-init (same
-/// PID) with the real values in its environment.
+/// Variables whose value starts with `awssm:`/`awsssm:` or contains `${awssm:…}`/
+/// `${awsssm:…}` are resolved: awssm:<secret-id>[#<key>[#<version>]],
+/// awsssm:<parameter>[#<key>[#<version>]]. The program then replaces secrets-init (same PID)
+/// with the real values in its environment.
 #[derive(Debug, Parser)]
 #[command(
     name = "secrets-init",
@@ -137,6 +140,34 @@ pub struct Options {
     )]
     pub termination_log: PathBuf,
 
+    /// Import variables: every top-level key of a JSON-object secret
+    /// (awssm:<secret-id>[##<version>]) or every parameter directly under a Parameter Store
+    /// path (awsssm:<path>/). Repeatable; comma-separated in the variable. Variables the
+    /// container sets win; a later --env-from wins over an earlier one.
+    #[arg(
+        long,
+        env = "SECRETS_INIT_ENV_FROM",
+        value_name = "REF",
+        value_delimiter = ',',
+        value_parser = env_from_arg
+    )]
+    pub env_from: Vec<EnvFrom>,
+
+    /// Assume this IAM role (STS AssumeRole) for every Secrets Manager and Parameter Store
+    /// call, starting from secrets-init's own credentials (the pod identity).
+    #[arg(long, env = "SECRETS_INIT_ROLE_ARN", value_name = "ARN", value_parser = role_arn_arg)]
+    pub role_arn: Option<String>,
+
+    /// External id to pass when assuming --role-arn.
+    #[arg(
+        long,
+        env = "SECRETS_INIT_ROLE_EXTERNAL_ID",
+        value_name = "ID",
+        requires = "role_arn",
+        value_parser = external_id_arg
+    )]
+    pub role_external_id: Option<String>,
+
     /// Where --probe reads the main process's environment (for tests).
     #[arg(
         long,
@@ -161,6 +192,47 @@ impl Options {
                 "SECRETS_INIT_BATCH={v:?} is not a boolean: use true or false"
             )),
         }
+    }
+}
+
+/// One item of `--env-from` / `SECRETS_INIT_ENV_FROM` (surrounding spaces allowed, as in the
+/// annotation's comma list).
+fn env_from_arg(text: &str) -> Result<EnvFrom, String> {
+    parse_env_from(text.trim()).map_err(|e| e.to_string())
+}
+
+/// `arn:<partition>:iam::<account>:role/<path/name>`: checked here, so a typo is a usage
+/// error (exit 2) rather than an STS error after a network round trip.
+fn role_arn_arg(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let parts: Vec<&str> = text.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "iam", "", account, resource]
+            if !partition.is_empty()
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && resource
+                    .strip_prefix("role/")
+                    .is_some_and(|name| !name.is_empty()) =>
+        {
+            Ok(text.to_owned())
+        }
+        _ => Err(format!(
+            "{text:?} is not an IAM role ARN: the form is arn:aws:iam::<12-digit account id>:role/<name>"
+        )),
+    }
+}
+
+/// STS takes 2 to 1224 characters of `[A-Za-z0-9+=,.@:/_-]` as an external id.
+fn external_id_arg(text: &str) -> Result<String, String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "+=,.@:/_-".contains(c);
+    if (2..=1224).contains(&text.len()) && text.chars().all(ok_char) {
+        Ok(text.to_owned())
+    } else {
+        Err(
+            "an external id is 2 to 1224 characters of letters, digits and +=,.@:/_- (what the role's trust policy names in sts:ExternalId)"
+                .to_owned(),
+        )
     }
 }
 
@@ -247,6 +319,79 @@ mod tests {
             let err = parse(args).expect_err(&format!("{args:?}"));
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
+    }
+
+    #[test]
+    fn env_from_and_role_flags() {
+        let cli = parse(&[
+            "--env-from",
+            "awssm:prod/app",
+            "--env-from",
+            " awsssm:/prod/app/ , awssm:other##AWSPREVIOUS",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/reader",
+            "--role-external-id",
+            "ext-id:1",
+            "true",
+        ])
+        .unwrap();
+        let refs: Vec<String> = cli.options.env_from.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            refs,
+            [
+                "awssm:prod/app",
+                "awsssm:/prod/app/",
+                "awssm:other##AWSPREVIOUS"
+            ]
+        );
+        assert_eq!(
+            cli.options.role_arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/reader")
+        );
+        assert_eq!(cli.options.role_external_id.as_deref(), Some("ext-id:1"));
+
+        for (args, want) in [
+            (
+                &["--env-from", "awssm:app#KEY", "true"][..],
+                "a `#<key>` cannot be used",
+            ),
+            (&["--env-from", "awsssm:/p", "true"], "must end with `/`"),
+            (
+                &["--env-from", "a,,b", "true"],
+                "is not a valid env-from reference",
+            ),
+            (
+                &["--role-arn", "arn:aws:iam::1:role/x", "true"],
+                "is not an IAM role ARN",
+            ),
+            (
+                &["--role-arn", "arn:aws:sts::123456789012:role/x", "true"],
+                "is not an IAM role ARN",
+            ),
+            (
+                &["--role-arn", "arn:aws:iam::123456789012:user/x", "true"],
+                "is not an IAM role ARN",
+            ),
+            (&["--role-external-id", "abc", "true"], "--role-arn"),
+            (
+                &[
+                    "--role-arn",
+                    "arn:aws:iam::123456789012:role/x",
+                    "--role-external-id",
+                    "a b",
+                    "true",
+                ],
+                "an external id is 2 to 1224 characters",
+            ),
+        ] {
+            let err = parse(args).expect_err(&format!("{args:?}"));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(err.to_string().contains(want), "{args:?}: {err}");
+        }
+        assert_eq!(
+            role_arn_arg("arn:aws-cn:iam::123456789012:role/path/to/r").as_deref(),
+            Ok("arn:aws-cn:iam::123456789012:role/path/to/r")
+        );
     }
 
     #[test]

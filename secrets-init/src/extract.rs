@@ -94,6 +94,14 @@ pub fn extract(secret: &str, key: &Key) -> Result<String, ExtractError> {
     }
 }
 
+/// Every top-level key of a JSON-object document with its value as [`extract`] gives it
+/// (`--env-from`), in key order; `None` when the text is not a JSON object. A key written
+/// twice keeps its last value, as in `#key` extraction.
+pub fn object_entries(text: &str) -> Option<Vec<(String, String)>> {
+    let map = as_object(text)?;
+    Some(map.into_iter().map(|(k, raw)| (k, render(raw))).collect())
+}
+
 fn display_path(walked: &str) -> &str {
     if walked.is_empty() {
         "the root"
@@ -334,6 +342,25 @@ mod tests {
         );
         let err = extract(&secret, &field("x")).unwrap_err().to_string();
         assert!(err.ends_with("and 10 more)"), "{err}");
+    }
+
+    #[test]
+    fn object_entries_use_the_extraction_rules() {
+        let entries =
+            object_entries(r#"{"b":1.50,"a":"x","n":null,"o":{ "z" : [1, 2] },"a":"y"}"#).unwrap();
+        assert_eq!(
+            entries,
+            [
+                ("a".to_owned(), "y".to_owned()),
+                ("b".to_owned(), "1.50".to_owned()),
+                ("n".to_owned(), String::new()),
+                ("o".to_owned(), r#"{"z":[1,2]}"#.to_owned()),
+            ]
+        );
+        for not_object in ["[1]", "\"s\"", "text", "", "{"] {
+            assert_eq!(object_entries(not_object), None, "{not_object}");
+        }
+        assert_eq!(object_entries("{}"), Some(Vec::new()));
     }
 
     #[test]

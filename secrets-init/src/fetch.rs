@@ -1,10 +1,11 @@
-//! Fetching secrets from AWS Secrets Manager (contract §3, "Fetching").
+//! Fetching from AWS (contract §3, "Fetching"): Secrets Manager here, Parameter Store in
+//! [`crate::parameters`]; every call of both runs concurrently (at most 16 at once).
 //!
 //! Each distinct (secret id, version) is fetched once. Per region, two or more distinct
 //! current-version ids go through `BatchGetSecretValue` in chunks of 20; a single one and
-//! every versioned reference through `GetSecretValue`. All calls run concurrently. A batch
-//! call that fails as a whole (throttled, denied, anything) is not retried: its ids are
-//! fetched at once with `GetSecretValue`, which many IAM policies allow on its own.
+//! every versioned reference through `GetSecretValue`. A batch call that fails as a whole
+//! (throttled, denied, anything) is not retried: its ids are fetched at once with
+//! `GetSecretValue`, which many IAM policies allow on its own.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -18,12 +19,13 @@ use zeroize::Zeroizing;
 
 use placeholder::{FetchKey, Source, Version};
 
+use crate::parameters::{self, PathResult};
 use crate::problem::Code;
 
 /// At most this many ids per `BatchGetSecretValue` call (the API's limit for `SecretIdList`).
 pub const BATCH_SIZE: usize = 20;
 /// At most this many API calls in flight at once.
-const MAX_IN_FLIGHT: usize = 16;
+pub(crate) const MAX_IN_FLIGHT: usize = 16;
 
 /// A secret's text. `Debug` never shows it; the memory is wiped when dropped.
 #[derive(Clone)]
@@ -59,7 +61,7 @@ impl FetchFailure {
         }
     }
 
-    fn from_sdk<E, R>(err: &SdkError<E, R>) -> Self
+    pub(crate) fn from_sdk<E, R>(err: &SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: fmt::Debug,
@@ -96,7 +98,34 @@ pub struct FetchOptions {
     pub batch: bool,
 }
 
-/// Secrets Manager clients, one per region, sharing one SDK config.
+/// What a run needs from AWS: placeholder values (and `--env-from` secrets) by key, and
+/// `--env-from` Parameter Store paths.
+#[derive(Debug, Default)]
+pub struct Wanted {
+    pub keys: BTreeSet<FetchKey>,
+    pub paths: BTreeSet<String>,
+}
+
+impl Wanted {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.paths.is_empty()
+    }
+}
+
+/// What AWS answered: an entry for every key and path of the [`Wanted`].
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub values: BTreeMap<FetchKey, FetchResult>,
+    pub paths: BTreeMap<String, PathResult>,
+}
+
+/// The answer to one API call (or one call and its fallbacks).
+enum Answer {
+    Values(Vec<(FetchKey, FetchResult)>),
+    Path(String, PathResult),
+}
+
+/// AWS clients, per service and region, sharing one SDK config.
 #[derive(Debug)]
 pub struct Fetcher {
     sdk: aws_config::SdkConfig,
@@ -108,65 +137,109 @@ impl Fetcher {
         Self { sdk, options }
     }
 
-    fn client(&self, region: Option<&str>) -> Client {
-        let mut config = aws_sdk_secretsmanager::config::Builder::from(&self.sdk);
-        if let Some(region) = region {
-            config = config.region(aws_config::Region::new(region.to_owned()));
-        }
+    fn secrets_client(&self, region: &str) -> Client {
+        let config = aws_sdk_secretsmanager::config::Builder::from(&self.sdk)
+            .region(aws_config::Region::new(region.to_owned()));
         Client::from_conf(config.build())
     }
 
-    /// Fetches every key once; the map has an entry for each.
-    pub async fn fetch_all(&self, keys: &BTreeSet<FetchKey>) -> BTreeMap<FetchKey, FetchResult> {
+    fn parameters_client(&self, region: &str) -> aws_sdk_ssm::Client {
+        let config = aws_sdk_ssm::config::Builder::from(&self.sdk)
+            .region(aws_config::Region::new(region.to_owned()));
+        aws_sdk_ssm::Client::from_conf(config.build())
+    }
+
+    /// Fetches every key and path once; the answer has an entry for each.
+    pub async fn fetch_all(&self, wanted: &Wanted) -> Fetched {
         let default_region = self.sdk.region().map(|r| r.as_ref().to_owned());
-        let mut results = BTreeMap::new();
-        let mut by_region: BTreeMap<String, (Vec<FetchKey>, Vec<FetchKey>)> = BTreeMap::new();
-        for key in keys {
-            // The only source there is; a second one (Parameter Store) needs its own client,
-            // and this binding stops compiling until it gets one.
-            let Source::SecretsManager = key.source;
+        let mut fetched = Fetched::default();
+        let no_region = |what: &str| {
+            FetchFailure::new(
+                Code::NoRegion,
+                format!(
+                    "no AWS region is known: pass --region (pod annotation secretsinit.io/aws-region), set AWS_REGION{what}"
+                ),
+            )
+        };
+        // Per region: Secrets Manager's current and versioned keys, Parameter Store's keys.
+        let mut secrets: BTreeMap<String, (Vec<FetchKey>, Vec<FetchKey>)> = BTreeMap::new();
+        let mut params: BTreeMap<String, Vec<FetchKey>> = BTreeMap::new();
+        for key in &wanted.keys {
             let region = key
                 .arn_region()
                 .map(str::to_owned)
                 .or_else(|| default_region.clone());
             let Some(region) = region else {
-                results.insert(
-                    key.clone(),
-                    Err(FetchFailure::new(
-                        Code::NoRegion,
-                        "no AWS region is known: pass --region (pod annotation secretsinit.io/aws-region), set AWS_REGION, or use the secret's full ARN",
-                    )),
-                );
+                fetched
+                    .values
+                    .insert(key.clone(), Err(no_region(", or use the full ARN")));
                 continue;
             };
-            let (current, versioned) = by_region.entry(region).or_default();
-            match key.version {
-                Version::Current => current.push(key.clone()),
-                _ => versioned.push(key.clone()),
+            match key.source {
+                Source::SecretsManager => {
+                    let (current, versioned) = secrets.entry(region).or_default();
+                    match key.version {
+                        Version::Current => current.push(key.clone()),
+                        _ => versioned.push(key.clone()),
+                    }
+                }
+                Source::ParameterStore => params.entry(region).or_default().push(key.clone()),
             }
         }
 
-        let mut calls: Vec<BoxFuture<'static, Vec<(FetchKey, FetchResult)>>> = Vec::new();
-        for (region, (current, versioned)) in by_region {
-            let client = self.client(Some(&region));
+        let mut calls: Vec<BoxFuture<'static, Answer>> = Vec::new();
+        let values =
+            |f: BoxFuture<'static, Vec<(FetchKey, FetchResult)>>| -> BoxFuture<'static, Answer> {
+                Box::pin(async move { Answer::Values(f.await) })
+            };
+        for (region, (current, versioned)) in secrets {
+            let client = self.secrets_client(&region);
             if self.options.batch && current.len() >= 2 {
                 for chunk in current.chunks(BATCH_SIZE) {
-                    calls.push(Box::pin(batch_get(client.clone(), chunk.to_vec())));
+                    calls.push(values(Box::pin(batch_get(client.clone(), chunk.to_vec()))));
                 }
             } else {
                 for key in current {
-                    calls.push(Box::pin(single(client.clone(), key)));
+                    calls.push(values(Box::pin(single(client.clone(), key))));
                 }
             }
             for key in versioned {
-                calls.push(Box::pin(single(client.clone(), key)));
+                calls.push(values(Box::pin(single(client.clone(), key))));
             }
         }
-        let mut stream = futures::stream::iter(calls).buffer_unordered(MAX_IN_FLIGHT);
-        while let Some(batch) = stream.next().await {
-            results.extend(batch);
+        for (region, keys) in params {
+            let client = self.parameters_client(&region);
+            for chunk in parameters::plan_calls(keys) {
+                calls.push(values(Box::pin(parameters::get_parameters(
+                    client.clone(),
+                    chunk,
+                ))));
+            }
         }
-        results
+        // A path has no ARN form (GetParametersByPath reads the caller's own account).
+        for path in &wanted.paths {
+            let Some(region) = &default_region else {
+                fetched.paths.insert(path.clone(), Err(no_region("")));
+                continue;
+            };
+            let client = self.parameters_client(region);
+            let path = path.clone();
+            calls.push(Box::pin(async move {
+                let (path, result) = parameters::get_parameters_by_path(client, path).await;
+                Answer::Path(path, result)
+            }));
+        }
+
+        let mut stream = futures::stream::iter(calls).buffer_unordered(MAX_IN_FLIGHT);
+        while let Some(answer) = stream.next().await {
+            match answer {
+                Answer::Values(v) => fetched.values.extend(v),
+                Answer::Path(path, result) => {
+                    fetched.paths.insert(path, result);
+                }
+            }
+        }
+        fetched
     }
 }
 
@@ -181,6 +254,13 @@ async fn get_secret_value(client: &Client, key: &FetchKey) -> FetchResult {
         Version::Current => request,
         Version::Stage(stage) => request.version_stage(stage),
         Version::Id(id) => request.version_id(id),
+        // The grammar gives these to Parameter Store references only.
+        Version::Number(_) | Version::Label(_) => {
+            return Err(FetchFailure::new(
+                Code::NotFetched,
+                "a Parameter Store version on a Secrets Manager reference",
+            ));
+        }
     };
     match request.send().await {
         Ok(out) => secret_text(out.secret_string(), out.secret_binary()),

@@ -1,19 +1,23 @@
-//! secrets-init: resolve AWS Secrets Manager placeholders in the environment, then
-//! `execve()` the real program, which keeps this PID (contract §2–§3).
+//! secrets-init: resolve AWS Secrets Manager and SSM Parameter Store placeholders in the
+//! environment, import `--env-from` variables, then `execve()` the real program, which keeps
+//! this PID (contract §2–§3).
 
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
-use placeholder::{Source, is_placeholder};
+use placeholder::{EnvFrom, Source, is_placeholder};
 
 pub mod aws;
 pub mod cli;
+pub mod env_from;
 pub mod exec;
 pub mod extract;
 pub mod fetch;
 pub mod install;
+pub mod parameters;
 pub mod probe;
 pub mod problem;
 pub mod report;
@@ -174,19 +178,86 @@ fn resolve_environment(
     original_env: &[(OsString, OsString)],
     parsed: Parsed,
 ) -> Result<Resolved, Failure> {
-    let prefilled = if options.probe {
-        probe::take_from_main_process(&options.probe_environ, &parsed.templates)
+    let taken = if options.probe {
+        take_from_main_process(options, original_env, &parsed)
     } else {
-        Default::default()
+        Taken {
+            prefilled: HashMap::new(),
+            env_from: &options.env_from,
+            imported: Vec::new(),
+        }
     };
-    if parsed.templates.is_empty() {
-        return Ok(resolve::render(
-            parsed,
-            prefilled,
-            options.ignore_missing,
-            &Default::default(),
-        ));
+    let container = parsed.names();
+    let wanted = resolve::wanted(&parsed, &taken.prefilled, taken.env_from);
+    let fetched = if wanted.is_empty() {
+        fetch::Fetched::default()
+    } else {
+        fetch_from_aws(
+            options,
+            batch,
+            original_env,
+            wanted,
+            &parsed,
+            taken.env_from,
+        )?
+    };
+    let mut resolved = resolve::finish(
+        parsed,
+        taken.prefilled,
+        taken.env_from,
+        options.ignore_missing,
+        &fetched,
+    );
+    env_from::append(taken.imported, &container, &mut resolved);
+    Ok(resolved)
+}
+
+/// What `--probe` takes from the main process, and what is left to import.
+struct Taken<'a> {
+    /// Placeholder variables' values.
+    prefilled: HashMap<String, String>,
+    /// The `--env-from` references still to import.
+    env_from: &'a [EnvFrom],
+    /// Variables the main process imported.
+    imported: Vec<(String, String)>,
+}
+
+/// `--probe`: the placeholder values the main process holds resolved, and, when it holds
+/// variables imported with `--env-from`, those (then nothing is imported again).
+fn take_from_main_process<'a>(
+    options: &'a Options,
+    original_env: &[(OsString, OsString)],
+    parsed: &Parsed,
+) -> Taken<'a> {
+    let prefilled = probe::take_from_main_process(&options.probe_environ, &parsed.templates);
+    let mut taken = Taken {
+        prefilled,
+        env_from: &options.env_from,
+        imported: Vec::new(),
+    };
+    if options.env_from.is_empty() {
+        return taken;
     }
+    let own: HashSet<String> = original_env
+        .iter()
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .collect();
+    taken.imported = probe::imported_by_main_process(&options.probe_environ, &own);
+    if !taken.imported.is_empty() {
+        taken.env_from = &[];
+    }
+    taken
+}
+
+/// Fetches `wanted` from AWS within `--timeout`, as `--role-arn` when given.
+fn fetch_from_aws(
+    options: &Options,
+    batch: bool,
+    original_env: &[(OsString, OsString)],
+    wanted: fetch::Wanted,
+    parsed: &Parsed,
+    env_from: &[EnvFrom],
+) -> Result<fetch::Fetched, Failure> {
     // The container's environment belongs to the app: what is not ours to use is hidden
     // from the AWS SDK (which reads this process's environment) before anything starts.
     for name in aws::vars_not_for_us(original_env) {
@@ -201,28 +272,51 @@ fn resolve_environment(
         .enable_all()
         .build()
         .map_err(|err| Failure::new(exit::RESOLVE_FAILED, format!("cannot start: {err}")))?;
-    let variables = parsed.templates.len();
+    let role = options.role_arn.as_ref().map(|arn| aws::Role {
+        arn: arn.clone(),
+        external_id: options.role_external_id.clone(),
+        session_name: aws::session_name(
+            original_env
+                .iter()
+                .find(|(name, _)| name == "HOSTNAME")
+                .and_then(|(_, value)| value.to_str()),
+        ),
+    });
+    // STS needs a region even when every reference is an ARN naming its own.
+    let arn_region = wanted
+        .keys
+        .iter()
+        .find_map(|k| k.arn_region())
+        .map(str::to_owned);
     let region = options.region.clone();
     let fetch_options = fetch::FetchOptions { batch };
-    let ignore_missing = options.ignore_missing;
     let work = async move {
-        let sdk = aws::load_config(region, http_client).await;
-        let fetcher = fetch::Fetcher::new(sdk, fetch_options);
-        resolve::resolve(parsed, prefilled, ignore_missing, |keys| async move {
-            fetcher.fetch_all(&keys).await
-        })
-        .await
+        let mut sdk = aws::load_config(region, http_client).await;
+        if let Some(role) = &role {
+            sdk = aws::assume_role(&sdk, role, arn_region.as_deref())
+                .await
+                .map_err(|msg| Failure::new(exit::RESOLVE_FAILED, msg))?;
+        }
+        Ok(fetch::Fetcher::new(sdk, fetch_options)
+            .fetch_all(&wanted)
+            .await)
     };
     let outcome = runtime.block_on(async { tokio::time::timeout(options.timeout, work).await });
     drop(runtime);
-    outcome.map_err(|_| {
-        Failure::new(
+    outcome.unwrap_or_else(|_| {
+        let variables = parsed.templates.len();
+        let imports = if env_from.is_empty() {
+            String::new()
+        } else {
+            format!(" and {} --env-from reference(s)", env_from.len())
+        };
+        Err(Failure::new(
             exit::RESOLVE_FAILED,
             format!(
-                "timed out after {:?} resolving {variables} placeholder variable(s); raise --timeout or check network access to Secrets Manager",
+                "timed out after {:?} resolving {variables} placeholder variable(s){imports}; raise --timeout or check network access to AWS (Secrets Manager, Parameter Store, STS)",
                 options.timeout
             ),
-        )
+        ))
     })
 }
 
@@ -237,10 +331,20 @@ fn check_resolved(mut resolved: Resolved, variables: usize) -> Result<Resolved, 
         );
     }
     if !resolved.problems.is_empty() {
-        let headline = format!(
-            "{} placeholder(s) could not be resolved; the program was not started",
-            resolved.problems.len()
-        );
+        let imports = resolved
+            .problems
+            .iter()
+            .filter(|p| p.variable == env_from::LABEL)
+            .count();
+        let placeholders = resolved.problems.len() - imports;
+        let what = match (placeholders, imports) {
+            (p, 0) => format!("{p} placeholder(s) could not be resolved"),
+            (0, i) => format!("{i} --env-from reference(s) could not be imported"),
+            (p, i) => format!(
+                "{p} placeholder(s) could not be resolved and {i} --env-from reference(s) could not be imported"
+            ),
+        };
+        let headline = format!("{what}; the program was not started");
         return Err(Failure::with_problems(
             exit::RESOLVE_FAILED,
             headline,

@@ -2,10 +2,40 @@
 //! process (PID 1, which secrets-init became) already holds the resolved values, so a probe
 //! takes them from there instead of calling AWS.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use placeholder::{Template, is_placeholder};
+
+use crate::env_from::is_variable_name;
+use crate::resolve::OWN_PREFIX;
+
+/// The variables of a process environment file, in order; entries that are not UTF-8 or not
+/// `NAME=value` are left out. `None` when the file cannot be read.
+fn read_environ(environ: &Path) -> Option<Vec<(String, String)>> {
+    let bytes = std::fs::read(environ).ok()?;
+    Some(
+        bytes
+            .split(|&b| b == 0)
+            .filter_map(|entry| std::str::from_utf8(entry).ok())
+            .filter_map(|entry| entry.split_once('='))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect(),
+    )
+}
+
+/// What the main process imported with `--env-from`: the variables it has that this process
+/// (started with the container's own environment, as every exec probe is) does not. Empty when
+/// the file cannot be read or holds no such variable; the caller then imports as usual.
+pub fn imported_by_main_process(environ: &Path, own: &HashSet<String>) -> Vec<(String, String)> {
+    read_environ(environ)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| {
+            !own.contains(name) && is_variable_name(name) && !name.starts_with(OWN_PREFIX)
+        })
+        .collect()
+}
 
 /// Values for `templates` that the process environment at `environ` (a `/proc/<pid>/environ`
 /// file) holds in resolved form. Unreadable file → nothing taken.
@@ -13,23 +43,12 @@ pub fn take_from_main_process(
     environ: &Path,
     templates: &BTreeMap<String, Template>,
 ) -> HashMap<String, String> {
-    let Ok(bytes) = std::fs::read(environ) else {
-        return HashMap::new();
-    };
-    let mut taken = HashMap::new();
-    for entry in bytes.split(|&b| b == 0) {
-        let Ok(entry) = std::str::from_utf8(entry) else {
-            continue;
-        };
-        let Some((name, value)) = entry.split_once('=') else {
-            continue;
-        };
+    read_environ(environ)
+        .unwrap_or_default()
+        .into_iter()
         // A value that is still a placeholder means PID 1 has not resolved it (yet).
-        if templates.contains_key(name) && !is_placeholder(value) {
-            taken.insert(name.to_owned(), value.to_owned());
-        }
-    }
-    taken
+        .filter(|(name, value)| templates.contains_key(name) && !is_placeholder(value))
+        .collect()
 }
 
 #[cfg(test)]
@@ -60,5 +79,22 @@ mod tests {
         assert_eq!(taken["A"], "resolved-a");
         assert_eq!(taken["D"], "x=y");
         assert!(take_from_main_process(&dir.path().join("missing"), &templates).is_empty());
+    }
+
+    #[test]
+    fn imported_variables_are_those_the_probe_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let environ = dir.path().join("environ");
+        std::fs::write(
+            &environ,
+            b"PATH=/bin\0OWN=x\0IMPORTED=v\0bad-name=w\0SECRETS_INIT_X=y\0\xff=z\0",
+        )
+        .unwrap();
+        let own: HashSet<String> = ["PATH".to_owned(), "OWN".to_owned()].into();
+        assert_eq!(
+            imported_by_main_process(&environ, &own),
+            [("IMPORTED".to_owned(), "v".to_owned())]
+        );
+        assert!(imported_by_main_process(&dir.path().join("missing"), &own).is_empty());
     }
 }

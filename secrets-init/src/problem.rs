@@ -14,12 +14,22 @@ pub enum Code {
     AccessDenied,
     /// AWS: `DecryptionFailure` (the KMS key cannot be used: denied, disabled or deleted).
     DecryptionFailure,
+    /// Parameter Store: no such parameter, or no such version or label of it (`GetParameters`
+    /// lists such names in `InvalidParameters`; `GetParameter` answers with this code).
+    ParameterNotFound,
+    /// Parameter Store: `ParameterVersionNotFound`.
+    ParameterVersionNotFound,
+    /// Parameter Store: `ParameterVersionLabelNotFound`.
+    ParameterVersionLabelNotFound,
     /// Any other code AWS answered with, as AWS spelled it.
     Aws(String),
     /// The placeholder does not follow the grammar.
     MalformedPlaceholder,
-    /// A `#key` asked of a secret that is not a JSON object.
+    /// A `#key` asked of a secret that is not a JSON object, or an `--env-from` secret that
+    /// is not one.
     SecretNotJsonObject,
+    /// An `--env-from` Parameter Store path with no parameter directly under it.
+    NoParametersUnderPath,
     /// The JSON object has no such top-level key.
     KeyNotFound,
     /// The JSON Pointer selects nothing.
@@ -54,6 +64,9 @@ impl Code {
             "ResourceNotFoundException" => Code::ResourceNotFound,
             "AccessDeniedException" => Code::AccessDenied,
             "DecryptionFailure" => Code::DecryptionFailure,
+            "ParameterNotFound" => Code::ParameterNotFound,
+            "ParameterVersionNotFound" => Code::ParameterVersionNotFound,
+            "ParameterVersionLabelNotFound" => Code::ParameterVersionLabelNotFound,
             other => Code::Aws(other.to_owned()),
         }
     }
@@ -63,9 +76,13 @@ impl Code {
             Code::ResourceNotFound => "ResourceNotFoundException",
             Code::AccessDenied => "AccessDeniedException",
             Code::DecryptionFailure => "DecryptionFailure",
+            Code::ParameterNotFound => "ParameterNotFound",
+            Code::ParameterVersionNotFound => "ParameterVersionNotFound",
+            Code::ParameterVersionLabelNotFound => "ParameterVersionLabelNotFound",
             Code::Aws(code) => code,
             Code::MalformedPlaceholder => "MalformedPlaceholder",
             Code::SecretNotJsonObject => "SecretNotJsonObject",
+            Code::NoParametersUnderPath => "NoParametersUnderPath",
             Code::KeyNotFound => "KeyNotFound",
             Code::PointerNotFound => "PointerNotFound",
             Code::MalformedPointer => "MalformedPointer",
@@ -81,19 +98,45 @@ impl Code {
         }
     }
 
-    /// What `--ignore-missing` turns into an empty value (contract §3): the secret, version,
-    /// key or pointer does not exist, or access to it is denied. Everything else (a malformed
-    /// pointer, a transient failure) still fails.
+    /// What `--ignore-missing` turns into an empty value (contract §3): the secret, parameter,
+    /// version, label, key or pointer does not exist, or access to it is denied. Everything
+    /// else (a malformed pointer, a transient failure) still fails.
     pub fn is_missing(&self) -> bool {
         matches!(
             self,
             Code::ResourceNotFound
                 | Code::AccessDenied
                 | Code::DecryptionFailure
+                | Code::ParameterNotFound
+                | Code::ParameterVersionNotFound
+                | Code::ParameterVersionLabelNotFound
                 | Code::SecretNotJsonObject
                 | Code::KeyNotFound
                 | Code::PointerNotFound
         )
+    }
+}
+
+impl Code {
+    /// A failure that says nothing about the names asked for, only that AWS could not answer
+    /// now: asking again name by name would only multiply the calls (and a throttled caller
+    /// must call less, not more).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Code::NetworkError | Code::Timeout => true,
+            Code::Aws(code) => matches!(
+                code.as_str(),
+                "ThrottlingException"
+                    | "TooManyRequestsException"
+                    | "Throttling"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "InternalFailure"
+                    | "InternalServiceError"
+                    | "ServiceUnavailable"
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -153,8 +196,12 @@ mod tests {
             "ResourceNotFoundException",
             "AccessDeniedException",
             "DecryptionFailure",
+            "ParameterNotFound",
+            "ParameterVersionNotFound",
+            "ParameterVersionLabelNotFound",
         ] {
             assert!(Code::from_aws(code).is_missing(), "{code}");
+            assert_eq!(Code::from_aws(code).as_str(), code);
         }
         for code in [
             Code::SecretNotJsonObject,
@@ -175,8 +222,19 @@ mod tests {
             Code::SecretBinaryNotText,
             Code::ValueContainsNul,
             Code::NotFetched,
+            Code::NoParametersUnderPath,
         ] {
             assert!(!code.is_missing(), "{code}");
+        }
+        for code in ["ThrottlingException", "InternalServerError"] {
+            assert!(Code::from_aws(code).is_transient(), "{code}");
+        }
+        for code in [
+            Code::AccessDenied,
+            Code::ParameterNotFound,
+            Code::from_aws("InvalidKeyId"),
+        ] {
+            assert!(!code.is_transient(), "{code}");
         }
     }
 }

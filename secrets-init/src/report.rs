@@ -7,9 +7,12 @@ use std::path::Path;
 
 use tracing::level_filters::LevelFilter;
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::cli::LogFormat;
 use crate::problem::Problem;
@@ -23,6 +26,16 @@ pub fn init_logging(format: LogFormat, level: Option<&str>) {
     let filter = level
         .and_then(|l| l.trim().parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
+    // aws-config's AssumeRoleProvider warns when STS refuses; secrets-init says so itself, in
+    // one line with the role and the code (contract §3), so that warning shows only at debug.
+    let quiet = if filter >= LevelFilter::DEBUG {
+        filter
+    } else {
+        LevelFilter::ERROR
+    };
+    let targets = Targets::new()
+        .with_default(filter)
+        .with_target("aws_config::sts::assume_role", quiet);
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(filter)
@@ -33,8 +46,14 @@ pub fn init_logging(format: LogFormat, level: Option<&str>) {
             .flatten_event(true)
             .with_current_span(false)
             .with_target(false)
+            .finish()
+            .with(targets)
             .try_init(),
-        LogFormat::Text => builder.event_format(PlainText).try_init(),
+        LogFormat::Text => builder
+            .event_format(PlainText)
+            .finish()
+            .with(targets)
+            .try_init(),
     };
 }
 

@@ -1,16 +1,16 @@
 //! From the container's environment to the program's: parse placeholders, plan the
 //! fetches, render values, collect problems. Pure except for the fetch function passed in.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
-use std::future::Future;
 
 use zeroize::{Zeroize, Zeroizing};
 
-use placeholder::{FetchKey, Template, parse_value, uses_legacy_form};
+use placeholder::{EnvFrom, FetchKey, Source, Template, parse_value, uses_legacy_form};
 
+use crate::env_from;
 use crate::extract::extract;
-use crate::fetch::{FetchFailure, FetchResult};
+use crate::fetch::{FetchFailure, FetchResult, Fetched, Wanted};
 use crate::problem::{Code, Problem};
 
 /// Variables with this prefix configure secrets-init and are removed from the program's env.
@@ -39,7 +39,10 @@ pub fn parse_env(env: impl IntoIterator<Item = (OsString, OsString)>) -> Parsed 
         }
         let Some(text) = value.to_str() else {
             let bytes = value.as_encoded_bytes();
-            if contains(bytes, b"awssm:") {
+            if Source::ALL
+                .iter()
+                .any(|s| contains(bytes, s.prefix().as_bytes()))
+            {
                 parsed.malformed.push(Problem {
                     variable: name_text,
                     reference: None,
@@ -72,6 +75,17 @@ pub fn parse_env(env: impl IntoIterator<Item = (OsString, OsString)>) -> Parsed 
         }
     }
     parsed
+}
+
+impl Parsed {
+    /// The names of the container's variables (those that reach the program, placeholders
+    /// included): `--env-from` never overrides them.
+    pub fn names(&self) -> HashSet<String> {
+        self.entries
+            .iter()
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Parsed {
@@ -138,30 +152,40 @@ impl Drop for Resolved {
     }
 }
 
-/// Resolves every template. `prefilled` holds values taken elsewhere (`--probe`); the rest is
-/// fetched with `fetch`, each distinct (secret id, version) once.
-pub async fn resolve<F, Fut>(
+/// What has to be fetched: every reference of the templates not `prefilled` (`--probe`), and
+/// what `env_from` imports. Each distinct (secret id, version), (parameter, version) and path
+/// once.
+pub fn wanted(
+    parsed: &Parsed,
+    prefilled: &HashMap<String, String>,
+    env_from: &[EnvFrom],
+) -> Wanted {
+    let mut wanted = Wanted {
+        keys: parsed
+            .templates
+            .iter()
+            .filter(|(name, _)| !prefilled.contains_key(*name))
+            .flat_map(|(_, t)| t.refs().map(|r| r.fetch.clone()))
+            .collect(),
+        ..Wanted::default()
+    };
+    env_from::want(env_from, &mut wanted);
+    wanted
+}
+
+/// The program's environment from what was fetched: the templates rendered, then the
+/// variables `env_from` imports (which never override the container's own). Pure.
+pub fn finish(
     parsed: Parsed,
     prefilled: HashMap<String, String>,
+    env_from: &[EnvFrom],
     ignore_missing: bool,
-    fetch: F,
-) -> Resolved
-where
-    F: FnOnce(BTreeSet<FetchKey>) -> Fut,
-    Fut: Future<Output = BTreeMap<FetchKey, FetchResult>>,
-{
-    let keys: BTreeSet<FetchKey> = parsed
-        .templates
-        .iter()
-        .filter(|(name, _)| !prefilled.contains_key(*name))
-        .flat_map(|(_, t)| t.refs().map(|r| r.fetch.clone()))
-        .collect();
-    let fetched = if keys.is_empty() {
-        BTreeMap::new()
-    } else {
-        fetch(keys).await
-    };
-    render(parsed, prefilled, ignore_missing, &fetched)
+    fetched: &Fetched,
+) -> Resolved {
+    let container = parsed.names();
+    let mut resolved = render(parsed, prefilled, ignore_missing, &fetched.values);
+    env_from::import(env_from, fetched, ignore_missing, &container, &mut resolved);
+    resolved
 }
 
 /// Renders values from fetched secrets. Pure.

@@ -1,6 +1,6 @@
-//! Test support: a real Secrets Manager protocol peer (`moto_server`), a counting and
-//! fault-injecting HTTP proxy in front of it, a Pod-Identity-style credentials endpoint,
-//! and a runner for the built `secrets-init` binary.
+//! Test support: a real Secrets Manager, Parameter Store and STS protocol peer
+//! (`moto_server`), a counting and fault-injecting HTTP proxy in front of it, a
+//! Pod-Identity-style credentials endpoint, and a runner for the built `secrets-init` binary.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -95,14 +95,106 @@ impl Moto {
     }
 
     pub fn client(&self, region: &str) -> Client {
+        self.client_as(region, test_credentials())
+    }
+
+    /// A Secrets Manager client signing with `credentials` (moto keeps one store per
+    /// account, and an assumed role's keys are another account's when its ARN says so).
+    pub fn client_as(&self, region: &str, credentials: Credentials) -> Client {
         let config = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .credentials_provider(credentials)
             .http_client(aws_smithy_http_client::Builder::new().build_http())
             .build();
         Client::from_conf(config)
+    }
+
+    pub fn ssm(&self, region: &str) -> aws_sdk_ssm::Client {
+        self.ssm_as(region, test_credentials())
+    }
+
+    pub fn ssm_as(&self, region: &str, credentials: Credentials) -> aws_sdk_ssm::Client {
+        let config = aws_sdk_ssm::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(credentials)
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        aws_sdk_ssm::Client::from_conf(config)
+    }
+
+    /// Puts a parameter (a new version when it exists); returns its version.
+    pub fn put_parameter(&self, name: &str, value: &str, kind: &str) -> i64 {
+        self.put_parameter_with(&self.ssm(REGION), name, value, kind)
+    }
+
+    pub fn put_parameter_with(
+        &self,
+        client: &aws_sdk_ssm::Client,
+        name: &str,
+        value: &str,
+        kind: &str,
+    ) -> i64 {
+        self.block_on(async {
+            client
+                .put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(aws_sdk_ssm::types::ParameterType::from(kind))
+                .overwrite(true)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("put parameter {name}: {e:?}"))
+                .version()
+        })
+    }
+
+    /// Gives `version` of a parameter the label `label`.
+    pub fn label_parameter(&self, name: &str, version: i64, label: &str) {
+        let client = self.ssm(REGION);
+        self.block_on(async {
+            client
+                .label_parameter_version()
+                .name(name)
+                .parameter_version(version)
+                .labels(label)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("label {name}: {e:?}"));
+        });
+    }
+
+    /// Assumes `role_arn` directly (as the test, not through secrets-init): the credentials
+    /// to seed another account's secrets and parameters with.
+    pub fn assume(&self, role_arn: &str) -> Credentials {
+        let config = aws_sdk_sts::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(test_credentials())
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        let client = aws_sdk_sts::Client::from_conf(config);
+        self.block_on(async {
+            let out = client
+                .assume_role()
+                .role_arn(role_arn)
+                .role_session_name("test-seed")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("assume {role_arn}: {e:?}"));
+            let c = out.credentials().expect("credentials");
+            Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_owned()),
+                None,
+                "assumed-by-the-test",
+            )
+        })
     }
 
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -161,6 +253,10 @@ impl Moto {
     }
 }
 
+fn test_credentials() -> Credentials {
+    Credentials::new("testing", "testing", None, None, "tests")
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -178,6 +274,10 @@ pub struct Call {
     pub access_key: Option<String>,
     /// The region in the signature scope.
     pub region: Option<String>,
+    /// For form-encoded (STS) requests: the parameters, e.g. `RoleSessionName`.
+    pub form: BTreeMap<String, String>,
+    /// For `sts.AssumeRole`: the access key id its answer handed out.
+    pub issued_key: Option<String>,
 }
 
 /// What the proxy does instead of forwarding.
@@ -185,8 +285,13 @@ pub struct Call {
 pub struct Faults {
     /// Answer `BatchGetSecretValue` with this AWS error code (HTTP 400).
     pub batch_error: Option<String>,
-    /// Never answer Secrets Manager calls (to exercise `--timeout`).
+    /// Never answer Secrets Manager or Parameter Store calls (to exercise `--timeout`).
     pub hang: bool,
+    /// Answer Parameter Store calls that name this parameter with `AccessDeniedException`,
+    /// as IAM does a whole `GetParameters` call when one of its names is denied.
+    pub deny_parameter: Option<String>,
+    /// Answer `sts.AssumeRole` with this STS error code (HTTP 403).
+    pub assume_role_error: Option<String>,
 }
 
 /// A counting, fault-injecting HTTP proxy in front of an upstream endpoint.
@@ -284,16 +389,21 @@ async fn forward(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
+    let form: BTreeMap<String, String> = if header("x-amz-target").is_none() {
+        String::from_utf8_lossy(&body)
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let operation = match header("x-amz-target") {
         Some(t) => t,
-        None => {
-            let text = String::from_utf8_lossy(&body);
-            let action = text
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("Action="))
-                .unwrap_or("unknown");
-            format!("form.{action}")
-        }
+        None => format!(
+            "form.{}",
+            form.get("Action").map(String::as_str).unwrap_or("unknown")
+        ),
     };
     let operation = operation.replace("form.AssumeRole", "sts.AssumeRole");
     let (access_key, region) = header("authorization")
@@ -311,24 +421,55 @@ async fn forward(
             Some((Some(key), region))
         })
         .unwrap_or((None, None));
-    calls.lock().expect("lock").push(Call {
-        operation: operation.clone(),
-        access_key,
-        region,
-    });
+    let index = {
+        let mut calls = calls.lock().expect("lock");
+        calls.push(Call {
+            operation: operation.clone(),
+            access_key,
+            region,
+            form,
+            issued_key: None,
+        });
+        calls.len() - 1
+    };
     let f = faults.lock().expect("lock").clone();
-    if f.hang && operation.starts_with("secretsmanager.") {
+    if f.hang && (operation.starts_with("secretsmanager.") || operation.starts_with("AmazonSSM.")) {
         std::future::pending::<()>().await;
     }
-    if let (Some(code), "secretsmanager.BatchGetSecretValue") = (&f.batch_error, operation.as_str())
-    {
-        let body = format!(r#"{{"__type":"{code}","message":"injected by the test proxy"}}"#);
+    if let (Some(name), true) = (&f.deny_parameter, operation.starts_with("AmazonSSM.")) {
+        let names: Vec<String> = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("Names").cloned())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        if names
+            .iter()
+            .any(|n| n == name || n.starts_with(&format!("{name}:")))
+        {
+            return Ok(aws_json_error("AccessDeniedException"));
+        }
+    }
+    if let (Some(code), "sts.AssumeRole") = (&f.assume_role_error, operation.as_str()) {
+        let body = format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected by the test proxy: not authorized to perform sts:AssumeRole</Message></Error><RequestId>1</RequestId></ErrorResponse>"
+        );
         return Ok(Response::builder()
-            .status(400)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amzn-errortype", code.as_str())
+            .status(403)
+            .header("content-type", "text/xml")
             .body(Full::new(Bytes::from(body)))
             .expect("response"));
+    }
+    // moto's GetParameters does not take parameter ARNs (AWS does: the own account's, and
+    // parameters shared from other accounts); the proxy asks moto by the ARN's name, and
+    // secrets-init matches the answer, which names the parameter, to the ARN it asked for.
+    let body = if operation == "AmazonSSM.GetParameters" {
+        arns_to_names(&body)
+    } else {
+        body
+    };
+    if let (Some(code), "secretsmanager.BatchGetSecretValue") = (&f.batch_error, operation.as_str())
+    {
+        return Ok(aws_json_error(code));
     }
     let uri = format!(
         "{upstream}{}",
@@ -340,13 +481,24 @@ async fn forward(
     );
     let mut out = Request::builder().method(parts.method.clone()).uri(uri);
     for (k, v) in &parts.headers {
-        out = out.header(k, v);
+        if k != hyper::header::CONTENT_LENGTH {
+            out = out.header(k, v);
+        }
     }
     let out = out.body(Full::new(body)).expect("request");
     match client.request(out).await {
         Ok(resp) => {
             let (p, b) = resp.into_parts();
             let bytes = b.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            if operation == "sts.AssumeRole" {
+                let text = String::from_utf8_lossy(&bytes);
+                let issued = text
+                    .split("<AccessKeyId>")
+                    .nth(1)
+                    .and_then(|rest| rest.split('<').next())
+                    .map(str::to_owned);
+                calls.lock().expect("lock")[index].issued_key = issued;
+            }
             Ok(Response::from_parts(p, Full::new(bytes)))
         }
         Err(e) => Ok(Response::builder()
@@ -354,6 +506,76 @@ async fn forward(
             .body(Full::new(Bytes::from(format!("proxy: {e}"))))
             .expect("response")),
     }
+}
+
+/// An AWS JSON-protocol error answer (HTTP 400) with this code.
+fn aws_json_error(code: &str) -> Response<Full<Bytes>> {
+    let body = format!(r#"{{"__type":"{code}","message":"injected by the test proxy"}}"#);
+    Response::builder()
+        .status(400)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-errortype", code)
+        .body(Full::new(Bytes::from(body)))
+        .expect("response")
+}
+
+/// `Names` of a GetParameters body with each `arn:…:parameter/<name>[:selector]` replaced by
+/// its name (`/<name>` for a hierarchical one).
+fn arns_to_names(body: &Bytes) -> Bytes {
+    let Ok(mut request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    let Some(names) = request.get_mut("Names").and_then(|n| n.as_array_mut()) else {
+        return body.clone();
+    };
+    for name in names.iter_mut() {
+        let Some(text) = name.as_str() else { continue };
+        if let Some((_, rest)) = text
+            .split_once(":parameter/")
+            .filter(|_| text.starts_with("arn:"))
+        {
+            let bare = rest.split(':').next().unwrap_or(rest);
+            let replaced = if bare.contains('/') {
+                format!("/{rest}")
+            } else {
+                rest.to_owned()
+            };
+            *name = serde_json::Value::String(replaced);
+        }
+    }
+    Bytes::from(serde_json::to_vec(&request).expect("json"))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A Pod-Identity-style container credentials endpoint: answers with `access_key` when the

@@ -1,7 +1,10 @@
 //! secrets-init's integration tests, one binary: each test binary links the AWS SDK again.
 
 mod common;
+mod env_from;
 mod flag_contract;
 mod hygiene;
+mod parameters;
 mod resolve;
+mod role;
 mod ssl_cert_file;
