@@ -98,18 +98,33 @@ pub fn original_argv(
 pub struct Flags {
     pub region: Option<String>,
     pub ignore_missing: bool,
+    /// `secretsinit.io/env-from`, one `--env-from` each, in the annotation's order (the later
+    /// wins between two).
+    pub env_from: Vec<String>,
+    pub role_arn: Option<String>,
+    pub role_external_id: Option<String>,
 }
 
 impl Flags {
-    /// `[bin, --region R, --ignore-missing, --expand-args, (--probe), --, argv...]`.
+    /// `[bin, --region R, --ignore-missing, --env-from E..., --role-arn A,
+    /// --role-external-id X, --expand-args, (--probe), --, argv...]`. Every value is pod-spec
+    /// text that Kubernetes expands (`$(VAR)`, `$$`), so it is escaped like the spec's own.
     pub fn wrap(&self, argv: Vec<String>, probe: bool) -> Vec<String> {
         let mut out = vec![SECRETS_INIT_BIN.to_owned()];
         if let Some(r) = &self.region {
-            // Regions are validated to contain no `$`; escaped anyway, as pod-spec text.
             out.extend(["--region".to_owned(), escape_spec(r)]);
         }
         if self.ignore_missing {
             out.push("--ignore-missing".to_owned());
+        }
+        for e in &self.env_from {
+            out.extend(["--env-from".to_owned(), escape_spec(e)]);
+        }
+        if let Some(a) = &self.role_arn {
+            out.extend(["--role-arn".to_owned(), escape_spec(a)]);
+        }
+        if let Some(x) = &self.role_external_id {
+            out.extend(["--role-external-id".to_owned(), escape_spec(x)]);
         }
         out.push("--expand-args".to_owned());
         if probe {
@@ -285,6 +300,7 @@ mod tests {
                 Flags {
                     region: Some("eu-west-1".into()),
                     ignore_missing: true,
+                    ..Flags::default()
                 },
                 false,
                 vec![
@@ -301,6 +317,30 @@ mod tests {
                 Flags::default(),
                 true,
                 vec![SECRETS_INIT_BIN, "--expand-args", "--probe", "--", "/app"],
+            ),
+            (
+                Flags {
+                    env_from: vec!["awssm:prod/app".into(), "awsssm:/prod/app/".into()],
+                    role_arn: Some("arn:aws:iam::123456789012:role/reader".into()),
+                    role_external_id: Some("ext$id".into()),
+                    ..Flags::default()
+                },
+                true,
+                vec![
+                    SECRETS_INIT_BIN,
+                    "--env-from",
+                    "awssm:prod/app",
+                    "--env-from",
+                    "awsssm:/prod/app/",
+                    "--role-arn",
+                    "arn:aws:iam::123456789012:role/reader",
+                    "--role-external-id",
+                    "ext$$id",
+                    "--expand-args",
+                    "--probe",
+                    "--",
+                    "/app",
+                ],
             ),
         ];
         for (f, probe, want) in cases {

@@ -18,12 +18,6 @@ pub enum MutationError {
         valid: String,
     },
 
-    /// An annotation under `secretsinit.io/` that this webhook does not know (most likely a typo).
-    #[error(
-        "secrets-init: unknown annotation {annotation}; known annotations: {known} (fix the spelling or remove it)"
-    )]
-    UnknownAnnotation { annotation: String, known: String },
-
     /// `secretsinit.io/containers` names a container the pod does not have.
     #[error(
         "secrets-init: annotation secretsinit.io/containers names {unknown} which the pod does not have; the pod's containers are [{containers}] and its init containers are [{init_containers}]"
@@ -34,6 +28,23 @@ pub enum MutationError {
         containers: String,
         init_containers: String,
     },
+
+    /// A literal placeholder of a selected container does not parse (it would fail at
+    /// container start, exit 2).
+    #[error("secrets-init: {container}, variable {variable}: {problem}")]
+    MalformedPlaceholder {
+        container: String,
+        /// Quoted and bounded.
+        variable: String,
+        problem: String,
+    },
+
+    /// The secrets-init flags, repeated on every wrapped command and probe, would grow the pod
+    /// past what the API server can store.
+    #[error(
+        "secrets-init: the secrets-init flags would add {added} bytes to this pod (on every mutated container and exec probe), more than {limit}; shorten secretsinit.io/env-from, or name fewer containers in secretsinit.io/containers"
+    )]
+    TooManyFlags { added: usize, limit: usize },
 
     /// A selected container has no `image` (and its program must be read from one).
     #[error("secrets-init: {container} has no image; {why}")]

@@ -49,6 +49,12 @@ pub const INIT_CONTAINER_NAME: &str = "secrets-init";
 /// Node selector keys that choose the image platform.
 pub const NODE_SELECTOR_ARCH: &str = "kubernetes.io/arch";
 pub const NODE_SELECTOR_OS: &str = "kubernetes.io/os";
+/// Most bytes the secrets-init flags may add to a pod, over all its wrapped commands and
+/// probes. The flags (region, env-from references, role) repeat on every one of them, so a
+/// pod of many small containers and a long `secretsinit.io/env-from` would multiply into a
+/// patch far larger than the request; and a pod past ~1.5 MiB cannot be stored in etcd
+/// anyway. Real pods add a few hundred bytes.
+pub const MAX_ADDED_FLAG_BYTES: usize = 1 << 20;
 /// Image configs read at once for one pod. Pods name a handful of distinct images; a pod
 /// naming thousands must not open thousands of registry connections at once (the request
 /// deadline bounds the rest).
@@ -165,6 +171,8 @@ pub struct Plan {
     mutate_probes: bool,
     platform: Platform,
     containers: Vec<ContainerPlan>,
+    /// For the AdmissionResponse of the mutated pod.
+    warnings: Vec<String>,
 }
 
 impl Plan {
@@ -218,9 +226,10 @@ fn gate(pod: &Pod) -> Result<ControlFlow<Decision, PodOptions>, MutationError> {
     let annotations = pod.metadata.annotations.as_ref();
     match Inject::from_annotations(annotations)? {
         Inject::Absent => {
-            return Ok(ControlFlow::Break(skipped(format!(
-                "no {ANNOTATION_INJECT} annotation"
-            ))));
+            return Ok(ControlFlow::Break(Decision::Skipped {
+                reason: format!("no {ANNOTATION_INJECT} annotation"),
+                warnings: unannotated_placeholders(pod).into_iter().collect(),
+            }));
         }
         Inject::Skip => {
             return Ok(ControlFlow::Break(skipped(format!(
@@ -238,10 +247,71 @@ fn gate(pod: &Pod) -> Result<ControlFlow<Decision, PodOptions>, MutationError> {
     PodOptions::from_annotations(annotations).map(ControlFlow::Continue)
 }
 
+/// A warning when a pod without `secretsinit.io/inject` has placeholders in its env values:
+/// nothing will resolve them, and the app would take the placeholder text for the secret.
+fn unannotated_placeholders(pod: &Pod) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let (container, variable) = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .find_map(|c| {
+            c.env
+                .iter()
+                .flatten()
+                .find(|e| e.value.as_deref().is_some_and(select::is_placeholder))
+                .map(|e| (c.name.as_str(), e.name.as_str()))
+        })?;
+    Some(format!(
+        "secrets-init: env holds placeholders (container {}, variable {}) but the pod has no \
+         {ANNOTATION_INJECT}: \"true\": they will reach the app unresolved",
+        bounded::quoted(bounded::prefix(container, 63)),
+        bounded::quoted(bounded::prefix(variable, 63)),
+    ))
+}
+
+/// Kubernetes' own expansion of `$$` in an env value (to `$`), which happens before
+/// secrets-init sees the value; `$(VAR)` references are left as written (their values are not
+/// known here, and cannot make a placeholder malformed).
+fn kubelet_unescaped(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains("$$") {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '$' && chars.peek() == Some(&'$') {
+            chars.next();
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Contract §4: every literal placeholder of a selected container is parsed as secrets-init
+/// will parse it, so a malformed one is denied at `kubectl apply` instead of crash-looping
+/// the container (exit 2).
+fn check_placeholders(who: &Selected, c: &Container) -> Result<(), MutationError> {
+    for e in c.env.iter().flatten() {
+        let Some(value) = e.value.as_deref().filter(|v| select::is_placeholder(v)) else {
+            continue;
+        };
+        if let Err(problem) = placeholder::parse_value(&kubelet_unescaped(value)) {
+            return Err(MutationError::MalformedPlaceholder {
+                container: who.to_string(),
+                variable: bounded::quoted(&e.name),
+                problem: bounded::clip(&problem.to_string(), 1024),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Steps 1 and 2: gate on the annotations, select the containers, choose the strategy and
 /// what each selected container needs. Pure and linear in the size of the pod.
 pub fn plan(pod: &Pod, config: &MutationConfig) -> Result<Planned, MutationError> {
-    let opts = match gate(pod)? {
+    let mut opts = match gate(pod)? {
         ControlFlow::Break(decision) => return Ok(Planned::Done(decision)),
         ControlFlow::Continue(opts) => opts,
     };
@@ -252,17 +322,27 @@ pub fn plan(pod: &Pod, config: &MutationConfig) -> Result<Planned, MutationError
         }));
     };
 
-    let selected = select::select(spec, opts.containers.as_deref())?;
+    let selected = select::select(spec, opts.containers.as_deref(), !opts.env_from.is_empty())?;
+    let mut warnings = std::mem::take(&mut opts.warnings);
     if selected.is_empty() {
         return Ok(Planned::Done(Decision::Skipped {
             reason: "no container could see a placeholder".to_owned(),
             // At most 256 bytes, as the API asks of warnings.
-            warnings: vec![format!(
+            warnings: [format!(
                 "secrets-init: {ANNOTATION_INJECT} is \"true\" but no container can see a placeholder \
                  (env value with awssm:, envFrom, or valueFrom of a ConfigMap/Secret): pod admitted \
                  unchanged; to mutate containers anyway, name them in {ANNOTATION_CONTAINERS}"
-            )],
+            )]
+            .into_iter()
+            .chain(warnings)
+            .collect(),
         }));
+    }
+    if opts.mutate_probes && spec.share_process_namespace == Some(true) {
+        warnings.push(format!(
+            "secrets-init: {ANNOTATION_MUTATE_PROBES} with shareProcessNamespace: true: PID 1 is \
+             the pause process, so every probe run reads its secrets from AWS"
+        ));
     }
 
     let platform = platform_of(spec);
@@ -274,10 +354,37 @@ pub fn plan(pod: &Pod, config: &MutationConfig) -> Result<Planned, MutationError
     let mode = opts.mode.unwrap_or(config.default_mode);
     let strategy = strategy(mode, spec, &opts, config);
 
+    let flags = Flags {
+        region: opts.region.or_else(|| config.default_region.clone()),
+        ignore_missing: opts.ignore_missing,
+        env_from: std::mem::take(&mut opts.env_from),
+        role_arn: opts.role_arn.take(),
+        role_external_id: opts.role_external_id.take(),
+    };
+    let wraps: usize = selected
+        .iter()
+        .map(|who| {
+            let c = container(spec, who);
+            let probes = [&c.liveness_probe, &c.readiness_probe, &c.startup_probe]
+                .into_iter()
+                .filter(|p| opts.mutate_probes && p.as_ref().is_some_and(|p| p.exec.is_some()))
+                .count();
+            1 + probes
+        })
+        .sum();
+    let added = wraps.saturating_mul(flags.wrap(Vec::new(), true).iter().map(String::len).sum());
+    if added > MAX_ADDED_FLAG_BYTES {
+        return Err(MutationError::TooManyFlags {
+            added,
+            limit: MAX_ADDED_FLAG_BYTES,
+        });
+    }
+
     let mut containers = Vec::with_capacity(selected.len());
     for who in selected {
         let c = container(spec, &who);
         check_mount_paths(&who, c)?;
+        check_placeholders(&who, c)?;
         let run_image = strategy.run_image(&who, c)?;
         let needs_program = command::needs_image_config(c);
         let look_up = strategy.always_look_up() || needs_program;
@@ -310,13 +417,11 @@ pub fn plan(pod: &Pod, config: &MutationConfig) -> Result<Planned, MutationError
     Ok(Planned::Mutate(Plan {
         mode,
         strategy,
-        flags: Flags {
-            region: opts.region.or_else(|| config.default_region.clone()),
-            ignore_missing: opts.ignore_missing,
-        },
+        flags,
         mutate_probes: opts.mutate_probes,
         platform,
         containers,
+        warnings,
     }))
 }
 
@@ -516,7 +621,7 @@ pub fn build_patch(
     Ok(Decision::Mutated {
         mode: plan.mode,
         patch: json_patch::Patch(patch),
-        warnings: Vec::new(),
+        warnings: plan.warnings.clone(),
     })
 }
 

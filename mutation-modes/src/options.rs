@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::bounded::{clip, quoted};
+use crate::bounded::{quoted, quoted_list};
 use crate::error::MutationError;
 use crate::image::parse_reference;
 use crate::modes::ModeKind;
@@ -15,8 +15,16 @@ pub const ANNOTATION_IGNORE_MISSING: &str = "secretsinit.io/ignore-missing-secre
 pub const ANNOTATION_MUTATE_PROBES: &str = "secretsinit.io/mutate-probes";
 /// `secretsinit.io/aws-region`: passed as `--region`.
 pub const ANNOTATION_AWS_REGION: &str = "secretsinit.io/aws-region";
-/// `secretsinit.io/secret-init-image`: overrides the secrets-init image for this pod.
-pub const ANNOTATION_SECRETS_INIT_IMAGE: &str = "secretsinit.io/secret-init-image";
+/// `secretsinit.io/secrets-init-image`: overrides the secrets-init image for this pod.
+pub const ANNOTATION_SECRETS_INIT_IMAGE: &str = "secretsinit.io/secrets-init-image";
+/// The older spelling of [`ANNOTATION_SECRETS_INIT_IMAGE`], still read.
+pub const ANNOTATION_SECRETS_INIT_IMAGE_OLD: &str = "secretsinit.io/secret-init-image";
+/// `secretsinit.io/env-from`: comma list of references, each passed as `--env-from`.
+pub const ANNOTATION_ENV_FROM: &str = "secretsinit.io/env-from";
+/// `secretsinit.io/aws-role-arn`: passed as `--role-arn`.
+pub const ANNOTATION_ROLE_ARN: &str = "secretsinit.io/aws-role-arn";
+/// `secretsinit.io/aws-role-external-id`: passed as `--role-external-id` (with a role ARN).
+pub const ANNOTATION_ROLE_EXTERNAL_ID: &str = "secretsinit.io/aws-role-external-id";
 /// `secretsinit.io/mutation-mode`: overrides the cluster's default mode for this pod.
 pub const ANNOTATION_MUTATION_MODE: &str = "secretsinit.io/mutation-mode";
 /// `secretsinit.io/containers`: comma list of the containers to mutate.
@@ -28,12 +36,16 @@ pub const ANNOTATION_INJECTED: &str = "secretsinit.io/injected";
 pub const ANNOTATION_PREFIX: &str = "secretsinit.io/";
 
 /// Every annotation under [`ANNOTATION_PREFIX`] this webhook knows.
-pub const KNOWN_ANNOTATIONS: [&str; 8] = [
+pub const KNOWN_ANNOTATIONS: [&str; 12] = [
     ANNOTATION_INJECT,
     ANNOTATION_IGNORE_MISSING,
     ANNOTATION_MUTATE_PROBES,
     ANNOTATION_AWS_REGION,
     ANNOTATION_SECRETS_INIT_IMAGE,
+    ANNOTATION_SECRETS_INIT_IMAGE_OLD,
+    ANNOTATION_ENV_FROM,
+    ANNOTATION_ROLE_ARN,
+    ANNOTATION_ROLE_EXTERNAL_ID,
     ANNOTATION_MUTATION_MODE,
     ANNOTATION_CONTAINERS,
     ANNOTATION_INJECTED,
@@ -79,24 +91,59 @@ pub struct PodOptions {
     pub mode: Option<ModeKind>,
     /// `secretsinit.io/containers`, trimmed, empty items dropped, duplicates removed, in order.
     pub containers: Option<Vec<String>>,
+    /// `secretsinit.io/env-from`, each reference checked and in its canonical spelling.
+    pub env_from: Vec<String>,
+    pub role_arn: Option<String>,
+    pub role_external_id: Option<String>,
+    /// For the AdmissionResponse: annotations under the prefix this webhook does not know.
+    pub warnings: Vec<String>,
 }
 
 impl PodOptions {
-    /// Parses and validates every `secretsinit.io/*` annotation. An unknown annotation under
-    /// the prefix, or an invalid value, is an error that lists the valid choices.
+    /// Parses and validates every `secretsinit.io/*` annotation. An invalid value is an error
+    /// that lists the valid choices; an annotation under the prefix that this webhook does not
+    /// know is a warning (a pod written for a newer webhook must still start after a
+    /// rollback).
     pub fn from_annotations(
         annotations: Option<&BTreeMap<String, String>>,
     ) -> Result<Self, MutationError> {
         let empty = BTreeMap::new();
         let a = annotations.unwrap_or(&empty);
-        for key in a.keys() {
-            if key.starts_with(ANNOTATION_PREFIX) && !KNOWN_ANNOTATIONS.contains(&key.as_str()) {
-                return Err(MutationError::UnknownAnnotation {
-                    annotation: clip(key, crate::bounded::VALUE_BYTES),
-                    known: KNOWN_ANNOTATIONS.join(", "),
-                });
-            }
+        let mut warnings = Vec::new();
+        let unknown: Vec<&str> = a
+            .keys()
+            .map(String::as_str)
+            .filter(|k| k.starts_with(ANNOTATION_PREFIX) && !KNOWN_ANNOTATIONS.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            warnings.push(format!(
+                "secrets-init: ignored unknown annotation {} (a typo, or for a newer webhook)",
+                quoted_list(unknown.iter().copied())
+            ));
         }
+        let image = match (
+            a.get(ANNOTATION_SECRETS_INIT_IMAGE),
+            a.get(ANNOTATION_SECRETS_INIT_IMAGE_OLD),
+        ) {
+            (Some(new), Some(old)) if new != old => {
+                warnings.push(format!(
+                    "secrets-init: both {ANNOTATION_SECRETS_INIT_IMAGE} and the older \
+                     {ANNOTATION_SECRETS_INIT_IMAGE_OLD} are set; the first is used"
+                ));
+                Some((ANNOTATION_SECRETS_INIT_IMAGE, new))
+            }
+            (Some(new), _) => Some((ANNOTATION_SECRETS_INIT_IMAGE, new)),
+            (None, Some(old)) => Some((ANNOTATION_SECRETS_INIT_IMAGE_OLD, old)),
+            (None, None) => None,
+        };
+        let role_arn = a
+            .get(ANNOTATION_ROLE_ARN)
+            .map(|v| role_arn(v))
+            .transpose()?;
+        let role_external_id = a
+            .get(ANNOTATION_ROLE_EXTERNAL_ID)
+            .map(|v| external_id(v, role_arn.is_some()))
+            .transpose()?;
         Ok(Self {
             ignore_missing: boolean(a, ANNOTATION_IGNORE_MISSING)?,
             mutate_probes: boolean(a, ANNOTATION_MUTATE_PROBES)?,
@@ -104,9 +151,8 @@ impl PodOptions {
                 .get(ANNOTATION_AWS_REGION)
                 .map(|v| region(ANNOTATION_AWS_REGION, v))
                 .transpose()?,
-            secrets_init_image: a
-                .get(ANNOTATION_SECRETS_INIT_IMAGE)
-                .map(|v| image_reference(&format!("annotation {ANNOTATION_SECRETS_INIT_IMAGE}"), v))
+            secrets_init_image: image
+                .map(|(key, v)| image_reference(&format!("annotation {key}"), v))
                 .transpose()?,
             mode: a
                 .get(ANNOTATION_MUTATION_MODE)
@@ -120,9 +166,114 @@ impl PodOptions {
                 .get(ANNOTATION_CONTAINERS)
                 .map(|v| container_list(v))
                 .transpose()?,
+            env_from: a
+                .get(ANNOTATION_ENV_FROM)
+                .map(|v| env_from_list(v))
+                .transpose()?
+                .unwrap_or_default(),
+            role_arn,
+            role_external_id,
+            warnings,
         })
     }
 }
+
+/// The AWS partitions IAM role ARNs are written in.
+const PARTITIONS: [&str; 8] = [
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+    "aws-eusc",
+];
+
+/// An IAM role ARN: `arn:<partition>:iam::<12-digit account>:role/[<path>/]<name>`, with IAM's
+/// characters for paths and names (letters, digits, `+=,.@_-`). Checked here so that a typo is
+/// denied at `kubectl apply` rather than found by STS when the container starts.
+fn role_arn(v: &str) -> Result<String, MutationError> {
+    let fields: Vec<&str> = v.splitn(6, ':').collect();
+    let ok = match fields.as_slice() {
+        ["arn", partition, "iam", "", account, resource] => {
+            PARTITIONS.contains(partition)
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && resource.strip_prefix("role/").is_some_and(|rest| {
+                    let name = rest.rsplit('/').next().unwrap_or_default();
+                    !name.is_empty()
+                        && name.len() <= 64
+                        && rest.len() <= 512 + 64
+                        && rest
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
+                })
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            ANNOTATION_ROLE_ARN,
+            v,
+            "an IAM role ARN, arn:<partition>:iam::<12-digit account id>:role/[<path>/]<name> \
+             (e.g. arn:aws:iam::123456789012:role/app-secrets-reader)",
+        ))
+    }
+}
+
+/// An STS external id: 2 to 1224 of letters, digits and `+=,.@:/-_`, and only with a role.
+fn external_id(v: &str, with_role: bool) -> Result<String, MutationError> {
+    if !with_role {
+        return Err(invalid(
+            ANNOTATION_ROLE_EXTERNAL_ID,
+            v,
+            &format!(
+                "an external id, and only together with {ANNOTATION_ROLE_ARN} (it is passed when that role is assumed)"
+            ),
+        ));
+    }
+    let ok = (2..=1224).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@:/-_".contains(&b));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            ANNOTATION_ROLE_EXTERNAL_ID,
+            v,
+            "2 to 1224 characters: letters, digits and + = , . @ : / - _",
+        ))
+    }
+}
+
+/// `secretsinit.io/env-from`: comma-separated references, each checked with the grammar
+/// secrets-init reads them with, in their canonical spelling.
+fn env_from_list(v: &str) -> Result<Vec<String>, MutationError> {
+    let refs: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .collect();
+    if refs.is_empty() {
+        return Err(invalid(ANNOTATION_ENV_FROM, v, ENV_FROM_FORMS));
+    }
+    refs.into_iter()
+        .map(|r| {
+            placeholder::parse_env_from(r)
+                .map(|parsed| parsed.to_string())
+                .map_err(|e| MutationError::InvalidAnnotation {
+                    annotation: ANNOTATION_ENV_FROM.to_owned(),
+                    value: quoted(r),
+                    valid: format!("{ENV_FROM_FORMS} ({e})"),
+                })
+        })
+        .collect()
+}
+
+const ENV_FROM_FORMS: &str = "a comma-separated list of awssm:<secret-id>[##<version>] (every key of a JSON secret) and awsssm:/<path>/ (every parameter under the path)";
 
 fn invalid(annotation: &str, value: &str, valid: &str) -> MutationError {
     MutationError::InvalidAnnotation {
@@ -351,16 +502,133 @@ mod tests {
     }
 
     #[test]
-    fn unknown_annotation_under_prefix() {
-        let e =
-            PodOptions::from_annotations(Some(&ann(&[("secretsinit.io/ignore-missing", "true")])))
+    fn unknown_annotations_under_the_prefix_are_warnings() {
+        let o = PodOptions::from_annotations(Some(&ann(&[
+            ("secretsinit.io/ignore-missing", "true"),
+            ("secretsinit.io/from-the-future", "x"),
+            ("example.com/x", "y"),
+        ])))
+        .unwrap();
+        assert_eq!(
+            o.warnings,
+            [
+                "secrets-init: ignored unknown annotation \"secretsinit.io/from-the-future\", \"secretsinit.io/ignore-missing\" (a typo, or for a newer webhook)"
+            ]
+        );
+        assert!(!o.ignore_missing, "the misspelling does nothing");
+        let o = PodOptions::from_annotations(Some(&ann(&[("example.com/x", "y")]))).unwrap();
+        assert!(
+            o.warnings.is_empty(),
+            "other prefixes are none of our business"
+        );
+    }
+
+    #[test]
+    fn both_spellings_of_the_image_annotation() {
+        let old = PodOptions::from_annotations(Some(&ann(&[(
+            ANNOTATION_SECRETS_INIT_IMAGE_OLD,
+            "registry.example/old:1",
+        )])))
+        .unwrap();
+        assert_eq!(
+            old.secrets_init_image.as_deref(),
+            Some("registry.example/old:1")
+        );
+        assert!(old.warnings.is_empty());
+        let both = PodOptions::from_annotations(Some(&ann(&[
+            (ANNOTATION_SECRETS_INIT_IMAGE_OLD, "registry.example/old:1"),
+            (ANNOTATION_SECRETS_INIT_IMAGE, "registry.example/new:2"),
+        ])))
+        .unwrap();
+        assert_eq!(
+            both.secrets_init_image.as_deref(),
+            Some("registry.example/new:2")
+        );
+        assert_eq!(both.warnings.len(), 1, "{:?}", both.warnings);
+        let e = PodOptions::from_annotations(Some(&ann(&[(
+            ANNOTATION_SECRETS_INIT_IMAGE_OLD,
+            "Not A Ref",
+        )])))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(ANNOTATION_SECRETS_INIT_IMAGE_OLD), "{e}");
+    }
+
+    #[test]
+    fn role_arns() {
+        for ok in [
+            "arn:aws:iam::123456789012:role/reader",
+            "arn:aws-cn:iam::123456789012:role/team/app/reader",
+            "arn:aws-us-gov:iam::123456789012:role/a+b=c,d.e@f_g-h",
+        ] {
+            let o = PodOptions::from_annotations(Some(&ann(&[(ANNOTATION_ROLE_ARN, ok)])));
+            assert_eq!(o.unwrap().role_arn.as_deref(), Some(ok));
+        }
+        for bad in [
+            "",
+            "reader",
+            "arn:aws:iam::12345:role/reader",
+            "arn:aws:iam:eu-west-1:123456789012:role/reader",
+            "arn:aws:iam::123456789012:user/reader",
+            "arn:aws:sts::123456789012:role/reader",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam::123456789012:role/with space",
+            "arn:aws:iam::123456789012:role/$(HOME)",
+            "arn:moon:iam::123456789012:role/reader",
+        ] {
+            let e = PodOptions::from_annotations(Some(&ann(&[(ANNOTATION_ROLE_ARN, bad)])))
                 .unwrap_err()
                 .to_string();
-        assert!(
-            e.contains("secretsinit.io/ignore-missing;") && e.contains(ANNOTATION_IGNORE_MISSING),
-            "{e}"
-        );
-        // Other prefixes are none of our business.
-        assert!(PodOptions::from_annotations(Some(&ann(&[("example.com/x", "y")]))).is_ok());
+            assert!(
+                e.contains(ANNOTATION_ROLE_ARN) && e.contains("arn:<partition>:iam::"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn external_ids() {
+        let role = (ANNOTATION_ROLE_ARN, "arn:aws:iam::123456789012:role/reader");
+        let o = PodOptions::from_annotations(Some(&ann(&[
+            role,
+            (ANNOTATION_ROLE_EXTERNAL_ID, "tenant-42:prod"),
+        ])))
+        .unwrap();
+        assert_eq!(o.role_external_id.as_deref(), Some("tenant-42:prod"));
+        let alone =
+            PodOptions::from_annotations(Some(&ann(&[(ANNOTATION_ROLE_EXTERNAL_ID, "x1")])))
+                .unwrap_err()
+                .to_string();
+        assert!(alone.contains("only together with"), "{alone}");
+        for bad in ["x", "has space", "dollar$"] {
+            let e = PodOptions::from_annotations(Some(&ann(&[
+                role,
+                (ANNOTATION_ROLE_EXTERNAL_ID, bad),
+            ])))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("2 to 1224"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn env_from_references() {
+        let o = PodOptions::from_annotations(Some(&ann(&[(
+            ANNOTATION_ENV_FROM,
+            " awssm:prod/app , awsssm:/prod/app/ ,awssm:prod/other##AWSPREVIOUS",
+        )])))
+        .unwrap();
+        assert_eq!(o.env_from.len(), 3, "{:?}", o.env_from);
+        assert_eq!(o.env_from[0], "awssm:prod/app");
+        assert_eq!(o.env_from[1], "awsssm:/prod/app/");
+        for bad in ["", " , ", "prod/app", "awsssm:/no/trailing/slash", "awssm:"] {
+            let e = PodOptions::from_annotations(Some(&ann(&[(ANNOTATION_ENV_FROM, bad)])))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(ANNOTATION_ENV_FROM) && e.contains("awssm:<secret-id>[##<version>]"),
+                "{bad:?}: {e}"
+            );
+        }
     }
 }

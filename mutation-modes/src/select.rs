@@ -55,9 +55,15 @@ pub fn could_see_placeholder(c: &Container) -> bool {
 ///
 /// With `names` (from `secretsinit.io/containers`) exactly those are selected, placeholders or
 /// not; a name the pod does not have is an error listing the pod's containers. Without it the
-/// default rule ([`could_see_placeholder`]) applies. Linear in the number of names and
-/// containers (hash sets, no nested scans).
-pub fn select(spec: &PodSpec, names: Option<&[String]>) -> Result<Vec<Selected>, MutationError> {
+/// default rule ([`could_see_placeholder`]) applies, and with `env_from` (the pod imports
+/// variables with `secretsinit.io/env-from`) every regular container is selected too (init
+/// containers, sidecars among them, only by the default rule). Linear in the number of names
+/// and containers (hash sets, no nested scans).
+pub fn select(
+    spec: &PodSpec,
+    names: Option<&[String]>,
+    env_from: bool,
+) -> Result<Vec<Selected>, MutationError> {
     let init = spec.init_containers.as_deref().unwrap_or_default();
     let all = init
         .iter()
@@ -91,9 +97,9 @@ pub fn select(spec: &PodSpec, names: Option<&[String]>) -> Result<Vec<Selected>,
         }
     }
     Ok(all
-        .filter(|(_, _, c)| match &wanted {
+        .filter(|(kind, _, c)| match &wanted {
             Some(wanted) => wanted.contains(c.name.as_str()),
-            None => could_see_placeholder(c),
+            None => (env_from && *kind == ContainerKind::Main) || could_see_placeholder(c),
         })
         .map(|(kind, index, c)| Selected {
             kind,
@@ -240,7 +246,7 @@ mod tests {
 
     #[test]
     fn selects_by_default_rule_init_first() {
-        let s = select(&spec(), None).unwrap();
+        let s = select(&spec(), None, false).unwrap();
         assert_eq!(
             names(&s),
             ["init container \"migrate\"", "container \"app\""]
@@ -250,16 +256,32 @@ mod tests {
     }
 
     #[test]
+    fn env_from_selects_every_regular_container() {
+        let s = select(&spec(), None, true).unwrap();
+        assert_eq!(
+            names(&s),
+            [
+                "init container \"migrate\"",
+                "container \"app\"",
+                "container \"logs\""
+            ]
+        );
+        let want = ["wait".to_owned()];
+        let s = select(&spec(), Some(&want), true).unwrap();
+        assert_eq!(names(&s), ["init container \"wait\""], "containers wins");
+    }
+
+    #[test]
     fn selects_named_in_pod_order() {
         let want = ["logs".to_owned(), "wait".to_owned()];
-        let s = select(&spec(), Some(&want)).unwrap();
+        let s = select(&spec(), Some(&want), false).unwrap();
         assert_eq!(names(&s), ["init container \"wait\"", "container \"logs\""]);
     }
 
     #[test]
     fn unknown_name_lists_containers() {
         let want = ["app".to_owned(), "ap".to_owned()];
-        let e = select(&spec(), Some(&want)).unwrap_err().to_string();
+        let e = select(&spec(), Some(&want), false).unwrap_err().to_string();
         assert!(e.contains("names \"ap\" which"), "{e}");
         assert!(e.contains("containers are [\"app\", \"logs\"]"), "{e}");
         assert!(
