@@ -423,3 +423,73 @@ async fn load_is_shed_past_the_concurrency_limit() {
     assert_eq!(shed, StatusCode::SERVICE_UNAVAILABLE);
     slow.abort();
 }
+
+/// An AdmissionReview (Pod CREATE) around a golden case's input pod.
+fn golden_review(case: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mutation-modes/tests/golden")
+        .join(case)
+        .join("input.yaml");
+    let text = std::fs::read_to_string(&path).expect("golden input");
+    let pod: Value = serde_yaml_ng::from_str(&text).expect("yaml");
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("golden-{case}"),
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "team",
+            "operation": "CREATE",
+            "userInfo": {"username": "someone"},
+            "object": pod,
+        }
+    }))
+    .expect("review")
+}
+
+/// Contract §4's admission checks reach the client: the warnings in the AdmissionResponse,
+/// a malformed placeholder as a denial naming container and variable.
+#[tokio::test]
+async fn admission_checks_answer_with_warnings_and_denials() {
+    let (app, _, _) = app(&Config::default(), TableImages::default());
+    let cases: &[(&str, bool, &str)] = &[
+        (
+            "placeholders-without-inject",
+            true,
+            "they will reach the app unresolved",
+        ),
+        ("shared-pid-probes", true, "PID 1 is the pause process"),
+        (
+            "unknown-annotation",
+            true,
+            "ignored unknown annotation \"secretsinit.io/cache-ttl\"",
+        ),
+    ];
+    for (case, allowed, warning) in cases {
+        let (status, body) = send(&app, post(golden_review(case))).await;
+        assert_eq!(status, StatusCode::OK, "{case}");
+        let r = response(&body);
+        assert_eq!(r["allowed"], *allowed, "{case}: {r}");
+        let warnings: Vec<&str> = r["warnings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{case}: no warnings in {r}"))
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            warnings.iter().any(|w| w.contains(warning)),
+            "{case}: {warnings:?}"
+        );
+        assert!(warnings.iter().all(|w| w.len() <= 256), "{warnings:?}");
+    }
+    let (_, body) = send(&app, post(golden_review("malformed-placeholder"))).await;
+    let r = response(&body);
+    assert_eq!(r["allowed"], false);
+    let message = r["status"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("container \"api\", variable \"DSN\"")
+            && message.contains("unclosed `${awssm:`"),
+        "{message}"
+    );
+}
