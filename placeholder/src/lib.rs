@@ -289,6 +289,17 @@ pub enum ParseError {
         character: char,
     },
     #[error(
+        "malformed placeholder: `{placeholder}` names a version with `:` (`{selector}`), which Parameter Store names never contain: write it after `#`, as in awsssm:<parameter>#<key>#{selector} (or ##{selector} for the whole value)"
+    )]
+    ParameterSelector {
+        placeholder: String,
+        selector: String,
+    },
+    #[error(
+        "malformed placeholder: `{placeholder}` is not a parameter ARN: the form is arn:<partition>:ssm:<region>:<account>:parameter/<name> (or write the parameter's name)"
+    )]
+    ParameterArn { placeholder: String },
+    #[error(
         "malformed placeholder: `{placeholder}` has the version number {number}, larger than any parameter version"
     )]
     VersionNumber { placeholder: String, number: String },
@@ -401,6 +412,9 @@ fn parse_reference(source: Source, text: &str, shown: &str) -> Result<Reference,
             placeholder: shown.to_owned(),
             character,
         });
+    }
+    if source == Source::ParameterStore {
+        check_parameter_id(id, shown)?;
     }
     let version_text = version.unwrap_or_default();
     let version = source
@@ -584,6 +598,49 @@ fn parse_env_from_path(path: &str) -> Result<EnvFrom, String> {
     Ok(EnvFrom::ParameterPath {
         path: path.to_owned(),
     })
+}
+
+/// A parameter id is a name or `arn:<partition>:ssm:<region>:<account>:parameter/<name>`.
+/// Names have no `:` (except Parameter Store's name for a Secrets Manager secret, which may
+/// hold the secret's ARN), so a `:3` / `:label` after one is a version written the way
+/// `GetParameters` takes it (`/prod/db:3`, the form kube-secrets-init read): the error says
+/// where the version goes instead.
+fn check_parameter_id(id: &str, shown: &str) -> Result<(), ParseError> {
+    const REFERENCE: &str = "/aws/reference/secretsmanager/";
+    let name = if id.starts_with("arn:") {
+        let parts: Vec<&str> = id.splitn(6, ':').collect();
+        match parts.as_slice() {
+            ["arn", partition, "ssm", region, account, resource]
+                if !partition.is_empty() && !region.is_empty() && !account.is_empty() =>
+            {
+                match resource.strip_prefix("parameter") {
+                    Some(name) if name.len() > 1 && name.starts_with('/') => name,
+                    _ => {
+                        return Err(ParseError::ParameterArn {
+                            placeholder: shown.to_owned(),
+                        });
+                    }
+                }
+            }
+            _ => {
+                return Err(ParseError::ParameterArn {
+                    placeholder: shown.to_owned(),
+                });
+            }
+        }
+    } else {
+        id
+    };
+    if name.starts_with(REFERENCE) {
+        return Ok(());
+    }
+    match name.split_once(':') {
+        Some((_, selector)) => Err(ParseError::ParameterSelector {
+            placeholder: shown.to_owned(),
+            selector: selector.to_owned(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// True when the value uses the original tool's `awssm://` spelling (for a migration note).

@@ -604,6 +604,15 @@ fn parameter_store_values() {
             vec![Part::Ref(p(SSM_ARN, field("k"), Current))],
         ),
         (
+            "awsssm:/aws/reference/secretsmanager/arn:aws:secretsmanager:eu-west-1:1:secret:db"
+                .into(),
+            vec![Part::Ref(p(
+                "/aws/reference/secretsmanager/arn:aws:secretsmanager:eu-west-1:1:secret:db",
+                Key::Whole,
+                Current,
+            ))],
+        ),
+        (
             "awsssm:/aws/reference/secretsmanager/prod/db#user".into(),
             vec![Part::Ref(p(
                 "/aws/reference/secretsmanager/prod/db",
@@ -658,6 +667,30 @@ fn parameter_store_errors() {
         (
             "awsssm:/a##99999999999999999999",
             "has the version number 99999999999999999999, larger than any parameter version",
+        ),
+        (
+            "awsssm:/api/key:3",
+            "`awsssm:/api/key:3` names a version with `:` (`3`), which Parameter Store names never contain: write it after `#`, as in awsssm:<parameter>#<key>#3 (or ##3 for the whole value)",
+        ),
+        (
+            "x${awsssm:arn:aws:ssm:eu-west-1:1:parameter/api/key:live#k}",
+            "names a version with `:` (`live`)",
+        ),
+        (
+            "awsssm:arn:aws:ssm:eu-west-1:1:param/x",
+            "`awsssm:arn:aws:ssm:eu-west-1:1:param/x` is not a parameter ARN: the form is arn:<partition>:ssm:<region>:<account>:parameter/<name>",
+        ),
+        (
+            "awsssm:arn:aws:secretsmanager:eu-west-1:1:secret:x",
+            "is not a parameter ARN",
+        ),
+        (
+            "awsssm:arn:aws:ssm::1:parameter/x",
+            "is not a parameter ARN",
+        ),
+        (
+            "awsssm:arn:aws:ssm:eu-west-1:1:parameter/",
+            "is not a parameter ARN",
         ),
     ];
     for (input, want) in cases {

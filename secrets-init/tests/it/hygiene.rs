@@ -43,6 +43,24 @@ fn seed(moto: &Moto) {
     moto.create_binary("hyg/binary-not-utf8", &not_utf8);
     moto.create_binary("hyg/binary-nul", b"hyg-binary-nul-V4lue\0tail");
     moto.create_binary("hyg/binary-json", br#"{"k":"hyg-binary-json-V4lue"}"#);
+    moto.create(
+        "hyg/import",
+        r#"{"IMPORTED":"hyg-imported-V4lue","bad-name":"hyg-skipped-V4lue","SECRETS_INIT_X":"hyg-own-V4lue"}"#,
+    );
+    // Parameter Store.
+    moto.put_parameter(
+        "/hyg/json",
+        &format!(r#"{{"user":"{USER}","nested":{{"deep":"{DEEP}"}}}}"#),
+        "String",
+    );
+    moto.put_parameter("/hyg/plain", PLAIN, "String");
+    moto.put_parameter("/hyg/secure", "hyg-secure-V4lue", "SecureString");
+    moto.put_parameter("/hyg/list", "hyg-list-V4lue,b", "StringList");
+    moto.put_parameter("/hyg/versioned", "hyg-v1-V4lue", "SecureString");
+    moto.put_parameter("/hyg/versioned", "hyg-v2-V4lue", "SecureString");
+    moto.label_parameter("/hyg/versioned", 1, "old");
+    moto.put_parameter("/hyg/path/PATH_A", "hyg-path-a-V4lue", "SecureString");
+    moto.put_parameter("/hyg/path/path-b", "hyg-path-b-V4lue", "String");
 }
 
 /// One way of running secrets-init.
@@ -104,6 +122,8 @@ fn scenarios(not_executable: &Path) -> Vec<Scenario> {
             "postgres://${awssm:hyg/json#user}:${awssm:hyg/json#pass}@db/app",
         ),
         ("GOOD_DEEP", "awssm:hyg/json#/nested/deep"),
+        ("GOOD_PARAM", "awsssm:/hyg/json#user"),
+        ("GOOD_SECURE", "x${awsssm:/hyg/secure}x"),
     ];
     let with_good = |extra: &[(&'static str, &'static str)]| {
         let mut env = good.to_vec();
@@ -213,6 +233,90 @@ fn scenarios(not_executable: &Path) -> Vec<Scenario> {
             .args(&["--timeout", "soon"])
             .env(&with_good(&[]))
             .expect(&["soon"]),
+        Scenario::new("parameter that does not exist", 1)
+            .env(&with_good(&[("NO_PARAM", "awsssm:/hyg/absent#k")]))
+            .expect(&["NO_PARAM: awsssm:/hyg/absent#k: ParameterNotFound"]),
+        Scenario::new("parameter version and label that do not exist", 1)
+            .env(&with_good(&[
+                ("NO_VERSION", "awsssm:/hyg/versioned##9"),
+                ("NO_LABEL", "awsssm:/hyg/versioned##nope"),
+            ]))
+            .expect(&["NO_VERSION: awsssm:/hyg/versioned##9: ParameterNotFound", "NO_LABEL: awsssm:/hyg/versioned##nope: ParameterNotFound"]),
+        Scenario::new("parameter key missing, parameter not JSON", 1)
+            .env(&with_good(&[
+                ("NO_KEY", "awsssm:/hyg/json#nope"),
+                ("NOT_JSON", "awsssm:/hyg/plain#k"),
+                ("NO_POINTER", "awsssm:/hyg/json#/nested/deep/x"),
+            ]))
+            .expect(&["its keys: `nested`, `user`", "SecretNotJsonObject", "PointerNotFound"]),
+        Scenario::new("parameter denied, the rest asked one by one", 1)
+            .env(&with_good(&[
+                ("DENIED", "awsssm:/hyg/secure"),
+                ("OTHER", "awsssm:/hyg/list"),
+            ]))
+            .faults(Faults {
+                deny_parameter: Some("/hyg/secure".into()),
+                ..Faults::default()
+            })
+            .expect(&["DENIED: awsssm:/hyg/secure: AccessDeniedException"]),
+        Scenario::new("parameters under ignore-missing", 0)
+            .args(&["--ignore-missing"])
+            .env(&with_good(&[
+                ("NO_PARAM", "awsssm:/hyg/absent"),
+                ("NO_KEY", "${awsssm:/hyg/json#nope}x"),
+                ("OLD", "awsssm:/hyg/versioned##old"),
+                ("V2", "awsssm:/hyg/versioned#k#2"),
+                ("LIST", "awsssm:/hyg/list"),
+            ]))
+            .program(&[
+                "/bin/sh",
+                "-c",
+                r#"test -n "$OLD" && test -n "$LIST" && test "$NO_KEY" = x && test -z "$NO_PARAM" && test -n "$GOOD_PARAM""#,
+            ])
+            .expect(&["NO_PARAM: awsssm:/hyg/absent", "V2: awsssm:/hyg/versioned#k#2: SecretNotJsonObject"]),
+        Scenario::new("env-from imports, skipping names", 0)
+            .args(&["--env-from", "awssm:hyg/import,awsssm:/hyg/path/"])
+            .env(&with_good(&[]))
+            .program(&["/bin/sh", "-c", r#"test -n "$IMPORTED" && test -n "$PATH_A""#])
+            .expect(&["`bad-name` is not a variable name", "`path-b` is not a variable name", "`SECRETS_INIT_X` has secrets-init's own prefix"]),
+        Scenario::new("env-from what cannot be imported", 1)
+            .args(&[
+                "--env-from",
+                "awssm:hyg/plain",
+                "--env-from",
+                "awsssm:/hyg/empty/",
+                "--env-from",
+                "awssm:hyg/nul-in-json",
+                "--env-from",
+                "awssm:hyg/absent",
+            ])
+            .env(&with_good(&[]))
+            .expect(&[
+                "--env-from: awssm:hyg/plain: SecretNotJsonObject",
+                "--env-from: awsssm:/hyg/empty/: NoParametersUnderPath",
+                "k: awssm:hyg/nul-in-json: ValueContainsNul",
+                "--env-from: awssm:hyg/absent: ResourceNotFoundException",
+            ]),
+        Scenario::new("env-from malformed (a command-line error)", 2)
+            .args(&["--env-from", "awssm:hyg/json#user"])
+            .env(&with_good(&[]))
+            .expect(&["a `#<key>` cannot be used"]),
+        Scenario::new("role assumed", 0)
+            .args(&["--role-arn", "arn:aws:iam::123456789012:role/hygiene"])
+            .env(&with_good(&[("HOSTNAME", "hyg-pod")]))
+            .program(&["/bin/sh", "-c", r#"test -n "$GOOD_USER" && test -n "$GOOD_SECURE""#]),
+        Scenario::new("role refused", 1)
+            .args(&["--role-arn", "arn:aws:iam::123456789012:role/hygiene", "--role-external-id", "hyg-ext"])
+            .env(&with_good(&[]))
+            .faults(Faults {
+                assume_role_error: Some("AccessDenied".into()),
+                ..Faults::default()
+            })
+            .expect(&["cannot assume role arn:aws:iam::123456789012:role/hygiene (--role-arn): AccessDenied"]),
+        Scenario::new("role flags malformed (a command-line error)", 2)
+            .args(&["--role-arn", "not-an-arn"])
+            .env(&with_good(&[]))
+            .expect(&["is not an IAM role ARN"]),
         Scenario::new("success", 0)
             .env(&with_good(&[]))
             .program(&["/bin/sh", "-c", r#"test "$GOOD_DEEP" = "$GOOD_DEEP" && test -n "$GOOD_DEEP""#]),
@@ -297,7 +401,7 @@ fn check(label: &str, s: &Scenario, run: &Run, summary: &str) {
             "{label}: a secret value leaked into {what}:\n{text}"
         );
     }
-    run.assert_no_secret_in_logs(&[USER, PASS, DEEP, PLAIN, PREVIOUS]);
+    run.assert_no_secret_in_logs(&[USER, PASS, DEEP, PLAIN, PREVIOUS, "hyg-secure-V4lue"]);
     if s.want_summary {
         assert!(!summary.is_empty(), "{label}: no termination message");
     }
@@ -407,6 +511,20 @@ fn debug_of_everything_that_holds_a_value_is_redacted() {
     assert!(
         !shown.contains(MARK),
         "fetched secrets show a value: {shown}"
+    );
+    let mut with_paths = secrets_init::fetch::Fetched::default();
+    with_paths.paths.insert(
+        "/hyg/path/".to_owned(),
+        Ok(vec![(
+            "/hyg/path/PATH_A".to_owned(),
+            SecretText::new("hyg-path-a-V4lue".to_owned()),
+        )]),
+    );
+    let shown = format!("{with_paths:?}");
+    assert!(!shown.contains(MARK), "fetched paths show a value: {shown}");
+    assert!(
+        shown.contains("PATH_A"),
+        "fetched paths hide the names: {shown}"
     );
 
     let resolved = render(parsed, HashMap::new(), false, &fetched);
