@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 use futures::{StreamExt as _, TryStreamExt as _};
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Probe};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use serde_json::Value;
 
 pub mod bounded;
@@ -128,16 +128,6 @@ fn check_mount_paths(who: &Selected, c: &Container) -> Result<(), MutationError>
         }
     }
     Ok(())
-}
-
-fn wrap_probe(probe: Option<&mut Probe>, flags: &Flags) {
-    let Some(exec) = probe.and_then(|p| p.exec.as_mut()) else {
-        return;
-    };
-    if let Some(cmd) = exec.command.as_mut().filter(|c| !c.is_empty()) {
-        let argv = cmd.iter().map(|s| command::escape_spec(s)).collect();
-        *cmd = flags.wrap(argv, true);
-    }
 }
 
 /// One selected container and the image whose config decides its program.
@@ -540,37 +530,17 @@ pub fn build_patch(
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(skipped("the pod has no spec"));
     };
-    let mut patch = Vec::new();
+    let mut patch = Vec::with_capacity(plan.containers.len() * 3 + 3);
     for p in &plan.containers {
-        let original = container(spec, &p.who);
+        let c = container(spec, &p.who);
         let run_image = p.run_image.as_deref();
         let argv = command::original_argv(
             &p.who,
-            original,
+            c,
             run_image.unwrap_or_default(),
             run_image.and_then(|i| configs.0.get(i)),
         )?;
-        let mut c = original.clone();
-        c.command = Some(plan.flags.wrap(argv, false));
-        c.args = None;
-        if plan.mutate_probes {
-            wrap_probe(c.liveness_probe.as_mut(), &plan.flags);
-            wrap_probe(c.readiness_probe.as_mut(), &plan.flags);
-            wrap_probe(c.startup_probe.as_mut(), &plan.flags);
-        }
-        plan.strategy.mutate_container(&mut c, run_image);
-        let list = match p.who.kind {
-            ContainerKind::Init => "initContainers",
-            ContainerKind::Main => "containers",
-        };
-        let mut at = PointerBuf::from_tokens(["spec", list]);
-        at.push_back(p.who.index);
-        diff_into(
-            &mut patch,
-            &mut at,
-            &to_json(&Touched::of(original)),
-            &to_json(&Touched::of(&c)),
-        );
+        container_ops(&mut patch, plan, &p.who, c, argv, run_image);
     }
     let additions = plan.strategy.pod_additions();
     if !additions.volumes.is_empty() {
@@ -625,40 +595,85 @@ pub fn build_patch(
     })
 }
 
-/// The fields of a container that a mutation may change (command, args, probes here; image
-/// and volume mounts in the modes). Only these are serialized and diffed: the rest (env,
-/// resources, ports, ...) is equal on both sides by construction. A new field changed by a
-/// mode must be added here; the golden tests, which apply the patch, catch a forgotten one.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Touched<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    command: Option<&'a Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    args: Option<&'a Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    image: Option<&'a String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    volume_mounts: Option<&'a Vec<k8s_openapi::api::core::v1::VolumeMount>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    liveness_probe: Option<&'a Probe>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    readiness_probe: Option<&'a Probe>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    startup_probe: Option<&'a Probe>,
+/// The patch operations for one mutated container, written directly (the container is
+/// neither copied nor serialized): its command replaced by the wrapped one, its args removed,
+/// its exec probes wrapped (with `mutate-probes`), and the mode's mount or image. An array
+/// that changes is replaced whole; a mount is appended. (Cloning the container and diffing
+/// its serialized fields before and after cost most of the mutation: BENCHMARKS.md.)
+fn container_ops(
+    patch: &mut Vec<PatchOperation>,
+    plan: &Plan,
+    who: &Selected,
+    c: &Container,
+    argv: Vec<String>,
+    run_image: Option<&str>,
+) {
+    let list = match who.kind {
+        ContainerKind::Init => "initContainers",
+        ContainerKind::Main => "containers",
+    };
+    let at = |field: &str| {
+        let mut p = PointerBuf::from_tokens(["spec", list]);
+        p.push_back(who.index);
+        p.push_back(field);
+        p
+    };
+    let strings = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
+    patch.push(set(
+        at("command"),
+        c.command.is_some(),
+        strings(plan.flags.wrap(argv, false)),
+    ));
+    if c.args.is_some() {
+        patch.push(PatchOperation::Remove(RemoveOperation { path: at("args") }));
+    }
+    if plan.mutate_probes {
+        let probes = [
+            ("livenessProbe", &c.liveness_probe),
+            ("readinessProbe", &c.readiness_probe),
+            ("startupProbe", &c.startup_probe),
+        ];
+        for (field, probe) in probes {
+            let Some(cmd) = probe
+                .as_ref()
+                .and_then(|p| p.exec.as_ref())
+                .and_then(|e| e.command.as_ref())
+                .filter(|c| !c.is_empty())
+            else {
+                continue;
+            };
+            let mut path = at(field);
+            path.push_back("exec");
+            path.push_back("command");
+            let argv = cmd.iter().map(|s| command::escape_spec(s)).collect();
+            patch.push(PatchOperation::Replace(ReplaceOperation {
+                path,
+                value: strings(plan.flags.wrap(argv, true)),
+            }));
+        }
+    }
+    let change = plan.strategy.container_change(run_image);
+    if let Some(image) = change.image {
+        patch.push(set(at("image"), c.image.is_some(), Value::String(image)));
+    }
+    if let Some(mount) = change.mount {
+        patch.push(match &c.volume_mounts {
+            Some(mounts) => {
+                let mut path = at("volumeMounts");
+                path.push_back(mounts.len());
+                add(path, to_json(&mount))
+            }
+            None => add(at("volumeMounts"), Value::Array(vec![to_json(&mount)])),
+        });
+    }
 }
 
-impl<'a> Touched<'a> {
-    fn of(c: &'a Container) -> Self {
-        Self {
-            command: c.command.as_ref(),
-            args: c.args.as_ref(),
-            image: c.image.as_ref(),
-            volume_mounts: c.volume_mounts.as_ref(),
-            liveness_probe: c.liveness_probe.as_ref(),
-            readiness_probe: c.readiness_probe.as_ref(),
-            startup_probe: c.startup_probe.as_ref(),
-        }
+/// `replace` a field that is there, `add` one that is not.
+fn set(path: PointerBuf, present: bool, value: Value) -> PatchOperation {
+    if present {
+        PatchOperation::Replace(ReplaceOperation { path, value })
+    } else {
+        add(path, value)
     }
 }
 
@@ -670,46 +685,6 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
 
 fn add(path: PointerBuf, value: Value) -> PatchOperation {
     PatchOperation::Add(AddOperation { path, value })
-}
-
-/// Appends to `patch` the operations that turn `before` into `after`, both at `at`.
-///
-/// Objects are compared key by key; an array that only grew at its end gets one `add` per
-/// new element; any other changed value, arrays included, is replaced whole. `json_patch::diff`
-/// compares arrays element by element instead, which for a rewritten command line of n
-/// arguments emits n operations, each carrying its own path: a patch many times the size
-/// of the request, and n array insertions (each a copy of the array) for the API server to
-/// apply.
-fn diff_into(patch: &mut Vec<PatchOperation>, at: &mut PointerBuf, before: &Value, after: &Value) {
-    match (before, after) {
-        _ if before == after => {}
-        (Value::Object(b), Value::Object(a)) => {
-            for (key, new) in a {
-                at.push_back(key.as_str());
-                match b.get(key) {
-                    Some(old) => diff_into(patch, at, old, new),
-                    None => patch.push(add(at.clone(), new.clone())),
-                }
-                at.pop_back();
-            }
-            for key in b.keys().filter(|k| !a.contains_key(*k)) {
-                at.push_back(key.as_str());
-                patch.push(PatchOperation::Remove(RemoveOperation { path: at.clone() }));
-                at.pop_back();
-            }
-        }
-        (Value::Array(b), Value::Array(a)) if a.len() > b.len() && a[..b.len()] == b[..] => {
-            for (i, new) in a.iter().enumerate().skip(b.len()) {
-                at.push_back(i);
-                patch.push(add(at.clone(), new.clone()));
-                at.pop_back();
-            }
-        }
-        _ => patch.push(PatchOperation::Replace(ReplaceOperation {
-            path: at.clone(),
-            value: after.clone(),
-        })),
-    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Cost of one admission through the real router and layer stack (no socket, no TLS):
+//! Cost of one admission through the real router and layer stack (no socket, no TLS), with
+//! JSON logs at INFO into a sink, as deployed:
 //! a pod with `command` (no image lookup), a pod whose program comes from a cached image
 //! config, a skipped pod and a non-pod object.
 //!
@@ -47,6 +48,33 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    // Logging as deployed (JSON, INFO: one line per admission), into a sink.
+    // ADMISSION_BENCH_LOGS=tracing measures the previous way instead (the line written by
+    // tracing's JSON formatter inside a recorded span), for before -> after figures.
+    let _telemetry = if std::env::var("ADMISSION_BENCH_LOGS").as_deref() == Ok("tracing") {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::INFO)
+            .with(
+                json_subscriber::fmt::layer()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::sink),
+            )
+            .init();
+        None
+    } else {
+        Some(
+            rt.block_on(async {
+                secrets_init_webhook::telemetry::init_to(
+                    secrets_init_webhook::config::LogFormat::Json,
+                    std::io::sink,
+                )
+            })
+            .expect("telemetry"),
+        )
+    };
     let images = Warm(HashMap::from([(
         "127.0.0.1:5000/myapp:1.4.2".to_owned(),
         ImageConfig {

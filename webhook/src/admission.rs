@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use crate::audit::RequestFacts;
 use crate::offload::Place;
 use crate::outcome::Outcome;
 use crate::state::AppState;
@@ -35,10 +36,8 @@ use crate::state::AppState;
 /// names are at most 253, but the pod is not validated yet when the webhook sees it.
 const NAME_BYTES: usize = 253;
 
-/// Facts about the request for the admission span, recorded in one call: the JSON log
-/// layer re-renders a span's fields on every `record`, so one call instead of six matters
-/// on the hot path.
-fn record_request_fields<T: Resource>(req: &AdmissionRequest<T>) {
+/// What the log line and the span say about a request; every value bounded.
+fn facts_of<T: Resource>(req: &AdmissionRequest<T>) -> RequestFacts {
     let pod = (req.kind.kind == "Pod")
         .then(|| {
             if req.name.is_empty() {
@@ -49,19 +48,17 @@ fn record_request_fields<T: Resource>(req: &AdmissionRequest<T>) {
             }
         })
         .flatten();
-    let span = tracing::Span::current();
-    tracing::record_all!(
-        span,
-        uid = bounded::prefix(&req.uid, NAME_BYTES),
-        kind = bounded::prefix(&req.kind.kind, NAME_BYTES),
-        operation = operation_name(&req.operation),
-        dry_run = req.dry_run,
-        namespace = req
+    RequestFacts {
+        uid: bounded::prefix(&req.uid, NAME_BYTES).to_owned(),
+        kind: Some(bounded::prefix(&req.kind.kind, NAME_BYTES).to_owned()),
+        operation: Some(operation_name(&req.operation)),
+        dry_run: Some(req.dry_run),
+        namespace: req
             .namespace
             .as_deref()
-            .map(|n| bounded::prefix(n, NAME_BYTES)),
-        pod = pod.as_deref(),
-    );
+            .map(|n| bounded::prefix(n, NAME_BYTES).to_owned()),
+        pod,
+    }
 }
 
 fn operation_name(op: &Operation) -> &'static str {
@@ -202,11 +199,9 @@ fn decode_and_plan(body: &[u8], config: &MutationConfig) -> First {
     let request = match review {
         Review::Pod(request) => request,
         Review::Other { request, pod_error } => {
-            record_request_fields(&request);
             return First::Answered(decide_other(&request, &pod_error));
         }
     };
-    record_request_fields(&request);
     let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
     if !is_pod || request.sub_resource.is_some() {
         return First::Answered(skipped(&request, "not a Pod", Vec::new()));
@@ -251,7 +246,7 @@ fn decided(request: &AdmissionRequest<Pod>, decision: Decision) -> Response {
         } => match AdmissionResponse::from(request).with_patch(patch) {
             Ok(mut resp) => {
                 resp.warnings = non_empty(bounded::warnings(warnings));
-                answer(&resp, Outcome::Mutated(mode))
+                answer(&resp, Outcome::Mutated(mode), facts_of(request))
             }
             Err(e) => denied(
                 request,
@@ -273,7 +268,7 @@ fn skipped<T: Resource>(
     tracing::debug!(reason, "allowed unchanged");
     let mut resp = AdmissionResponse::from(request);
     resp.warnings = non_empty(bounded::warnings(warnings));
-    answer(&resp, Outcome::Skipped)
+    answer(&resp, Outcome::Skipped, facts_of(request))
 }
 
 /// Denied with `message` (bounded: it echoes the pod, and a person reads it).
@@ -282,16 +277,36 @@ fn denied<T: Resource>(
     result: Outcome,
     message: String,
 ) -> Response {
-    deny_uid(
+    deny(
         AdmissionResponse::from(request),
         result,
         bounded::message(message),
+        facts_of(request),
     )
 }
 
-fn deny_uid(base: AdmissionResponse, result: Outcome, message: String) -> Response {
-    tracing::warn!(reason = %message, "admission denied");
-    answer(&base.deny(message), result)
+fn deny(
+    base: AdmissionResponse,
+    result: Outcome,
+    message: String,
+    facts: RequestFacts,
+) -> Response {
+    tracing::warn!(
+        uid = facts.uid.as_str(),
+        namespace = facts.namespace.as_deref(),
+        pod = facts.pod.as_deref(),
+        reason = %message,
+        "admission denied"
+    );
+    answer(&base.deny(message), result, facts)
+}
+
+/// What is known of a request whose review was not decoded (yet): its uid.
+fn uid_only(uid: &str) -> RequestFacts {
+    RequestFacts {
+        uid: bounded::prefix(uid, NAME_BYTES).to_owned(),
+        ..RequestFacts::default()
+    }
 }
 
 /// A response for `uid` without the decoded request (the deadline passed, or the work
@@ -351,7 +366,10 @@ fn timed_out<S>(state: &AppState<S>, body: &[u8], progress: &Progress) -> Respon
         &images,
     );
     match uid_of(body) {
-        Ok(uid) => deny_uid(response_for_uid(uid), Outcome::Error, message),
+        Ok(uid) => {
+            let facts = uid_only(&uid);
+            deny(response_for_uid(uid), Outcome::Error, message, facts)
+        }
         Err(reason) => bad_request(&reason),
     }
 }
@@ -374,11 +392,15 @@ fn stage_text(stage: Stage, bytes: usize) -> Option<String> {
 fn internal_error(body: &[u8], panic: &str) -> Response {
     tracing::error!(panic, "admission work panicked (a bug in the webhook)");
     match uid_of(body) {
-        Ok(uid) => deny_uid(
-            response_for_uid(uid),
-            Outcome::Error,
-            "secrets-init-webhook: internal error while deciding about this pod; retry, and report it if it persists".to_owned(),
-        ),
+        Ok(uid) => {
+            let facts = uid_only(&uid);
+            deny(
+                response_for_uid(uid),
+                Outcome::Error,
+                "secrets-init-webhook: internal error while deciding about this pod; retry, and report it if it persists".to_owned(),
+                facts,
+            )
+        }
         Err(reason) => bad_request(&reason),
     }
 }
@@ -416,10 +438,12 @@ fn review_answer(response: &AdmissionResponse) -> Response {
     }
 }
 
-/// The HTTP answer for `response`, with `outcome` for the metrics and tracing layers.
-fn answer(response: &AdmissionResponse, outcome: Outcome) -> Response {
+/// The HTTP answer for `response`, with `outcome` and `facts` for the metrics and tracing
+/// layers.
+fn answer(response: &AdmissionResponse, outcome: Outcome, facts: RequestFacts) -> Response {
     let mut http = review_answer(response);
     http.extensions_mut().insert(outcome);
+    http.extensions_mut().insert(facts);
     http
 }
 

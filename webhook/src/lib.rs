@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod app;
+pub mod audit;
 pub mod config;
 mod error;
 pub mod images;

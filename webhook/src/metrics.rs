@@ -83,6 +83,7 @@ impl Metrics {
         registry.register(Box::new(admission_requests.clone()))?;
         registry.register(Box::new(admission_duration.clone()))?;
         registry.register(Box::new(admission_request_bytes.clone()))?;
+        registry.register(Box::new(crate::audit::dropped_lines().clone()))?;
         registry.register(Box::new(admission_timeouts.clone()))?;
         registry.register(Box::new(tls_reloads.clone()))?;
         registry.register(Box::new(tls_cert_expiry.clone()))?;

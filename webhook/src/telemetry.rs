@@ -18,6 +18,15 @@ use crate::config::LogFormat;
 /// Env variable naming the OTLP/gRPC endpoint.
 pub const OTLP_ENDPOINT_ENV: &str = "OTLP_ENDPOINT";
 
+static SPANS_EXPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True when spans go somewhere (an OTLP endpoint is set): then the `admission` span is
+/// worth recording. Without it, the span would only decorate log lines, and the audit line
+/// carries the same fields itself (`audit.rs`).
+pub fn spans_exported() -> bool {
+    SPANS_EXPORTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Keeps the trace pipeline alive; [`Telemetry::shutdown`] flushes it.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -35,19 +44,29 @@ impl Telemetry {
     }
 }
 
-/// Installs the global subscriber. Must run inside the tokio runtime (the OTLP exporter
-/// uses it).
+/// Installs the global subscriber, logging to stderr. Must run inside the tokio runtime (the
+/// OTLP exporter uses it).
 pub fn init(format: LogFormat) -> Result<Telemetry, Error> {
+    init_to(format, std::io::stderr)
+}
+
+/// [`init`] with another destination for the logs (benchmarks measure logging into a sink).
+pub fn init_to<W>(format: LogFormat, out: fn() -> W) -> Result<Telemetry, Error>
+where
+    W: std::io::Write + Send + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if format == LogFormat::Json {
+        crate::audit::start(out())
+            .map_err(|e| Error::Telemetry(format!("cannot start the log writer thread: {e}")))?;
+    }
     let fmt = match format {
         LogFormat::Json => json_subscriber::fmt::layer()
             .with_current_span(true)
             .with_span_list(false)
-            .with_writer(std::io::stderr)
+            .with_writer(out)
             .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(out).boxed(),
     };
     let endpoint = std::env::var(OTLP_ENDPOINT_ENV)
         .ok()
@@ -87,6 +106,7 @@ pub fn init(format: LogFormat) -> Result<Telemetry, Error> {
         .with(otel)
         .try_init()
         .map_err(|e| Error::Telemetry(format!("cannot install the log subscriber: {e}")))?;
+    SPANS_EXPORTED.store(provider.is_some(), std::sync::atomic::Ordering::Relaxed);
     if let Some(ep) = endpoint {
         tracing::info!(endpoint = %ep, "exporting traces over OTLP/gRPC");
     }

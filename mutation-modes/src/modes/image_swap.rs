@@ -14,7 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::{MutationMode, PodAdditions};
+use super::{ContainerChange, MutationMode, PodAdditions};
 use crate::bounded::{VALUE_BYTES, clip, quoted};
 use crate::error::MutationError;
 use crate::image::parse_reference;
@@ -193,9 +193,10 @@ impl MutationMode for ImageSwap {
         PodAdditions::default()
     }
 
-    fn mutate_container(&self, c: &mut Container, run_image: Option<&str>) {
-        if let Some(image) = run_image {
-            c.image = Some(image.to_owned());
+    fn container_change(&self, run_image: Option<&str>) -> ContainerChange {
+        ContainerChange {
+            mount: None,
+            image: run_image.map(str::to_owned),
         }
     }
 }

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::{MutationMode, PodAdditions, bin_mount, default_pull_policy};
+use super::{ContainerChange, MutationMode, PodAdditions, bin_mount, default_pull_policy};
 
 /// Where the emptyDir is mounted in the injected init container (`/secrets-init` is the
 /// binary itself in the secrets-init image, so the volume cannot go below it).
@@ -188,10 +188,11 @@ impl MutationMode for InitContainer {
         }
     }
 
-    fn mutate_container(&self, c: &mut Container, _run_image: Option<&str>) {
-        c.volume_mounts
-            .get_or_insert_with(Vec::new)
-            .push(bin_mount(&self.volume));
+    fn container_change(&self, _run_image: Option<&str>) -> ContainerChange {
+        ContainerChange {
+            mount: Some(bin_mount(&self.volume)),
+            image: None,
+        }
     }
 }
 

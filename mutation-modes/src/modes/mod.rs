@@ -98,9 +98,17 @@ pub trait MutationMode: Send + Sync + fmt::Debug {
     /// Volumes and init container this mode adds.
     fn pod_additions(&self) -> PodAdditions;
 
-    /// Changes to one mutated container besides its command (a mount, or the image). Only the
-    /// fields listed in `Touched` (lib.rs) make it into the patch.
-    fn mutate_container(&self, c: &mut Container, run_image: Option<&str>);
+    /// What this mode changes in each mutated container besides its command.
+    fn container_change(&self, run_image: Option<&str>) -> ContainerChange;
+}
+
+/// A mode's change to one mutated container, besides its command.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerChange {
+    /// Mounted into the container (after its own mounts).
+    pub mount: Option<VolumeMount>,
+    /// Replaces the container's image.
+    pub image: Option<String>,
 }
 
 /// The read-only mount of the binary's directory, for modes that use a volume.

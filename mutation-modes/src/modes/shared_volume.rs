@@ -2,9 +2,9 @@
 //! `/secrets-init/bin` as a Kubernetes `image` volume (ImageVolume feature). The image's root
 //! holds the file `secrets-init`, so the binary appears at `/secrets-init/bin/secrets-init`.
 
-use k8s_openapi::api::core::v1::{Container, ImageVolumeSource, Volume};
+use k8s_openapi::api::core::v1::{ImageVolumeSource, Volume};
 
-use super::{MutationMode, PodAdditions, bin_mount, default_pull_policy};
+use super::{ContainerChange, MutationMode, PodAdditions, bin_mount, default_pull_policy};
 
 /// The strategy, with the volume name chosen for this pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +30,10 @@ impl MutationMode for SharedVolume {
         }
     }
 
-    fn mutate_container(&self, c: &mut Container, _run_image: Option<&str>) {
-        c.volume_mounts
-            .get_or_insert_with(Vec::new)
-            .push(bin_mount(&self.volume));
+    fn container_change(&self, _run_image: Option<&str>) -> ContainerChange {
+        ContainerChange {
+            mount: Some(bin_mount(&self.volume)),
+            image: None,
+        }
     }
 }
