@@ -70,6 +70,21 @@ SEEDED_VALUES: list[str] = []
 PROBE_VALUE: list[str] = []
 
 
+@dataclass
+class Parameters:
+    """What the suite put in Parameter Store (and the env-from secret)."""
+
+    url: str
+    secure: str
+    v1: str
+    v2: str
+    imported: str
+    imported_path: str
+
+
+PARAMS: list[Parameters] = []
+
+
 def sm_client():
     return boto3.client(
         "secretsmanager",
@@ -78,6 +93,40 @@ def sm_client():
         aws_access_key_id="e2e-testing",
         aws_secret_access_key="e2e-testing",
     )
+
+
+def ssm_client():
+    return boto3.client(
+        "ssm",
+        endpoint_url=MOTO,
+        region_name=REGION,
+        aws_access_key_id="e2e-testing",
+        aws_secret_access_key="e2e-testing",
+    )
+
+
+def seed_parameters() -> Parameters:
+    """Parameter Store: a String, a JSON SecureString, two versions of one with a label on the
+    first, a StringList; a path for env-from; a JSON secret for env-from."""
+    ssm = ssm_client()
+    r = lambda p: f"{p}-{secrets.token_hex(10)}"  # noqa: E731
+    p = Parameters(r("url"), r("secure"), r("v1"), r("v2"), r("imported"), r("imported-path"))
+    ssm.put_parameter(Name="/e2e/app/db-url", Value=p.url, Type="String")
+    ssm.put_parameter(Name="/e2e/app/json", Value=json.dumps({"secure": p.secure, "n": 1}), Type="SecureString")
+    ssm.put_parameter(Name="/e2e/app/rotating", Value=p.v1, Type="SecureString")
+    ssm.put_parameter(Name="/e2e/app/rotating", Value=p.v2, Type="SecureString", Overwrite=True)
+    ssm.label_parameter_version(Name="/e2e/app/rotating", ParameterVersion=1, Labels=["stable"])
+    ssm.put_parameter(Name="/e2e/app/list", Value="a,b,c", Type="StringList")
+    ssm.put_parameter(Name="/e2e/env/PATH_IMPORTED", Value=p.imported_path, Type="SecureString")
+    ssm.put_parameter(Name="/e2e/env/SHARED", Value="from-path", Type="String")
+    ssm.put_parameter(Name="/e2e/env/not-a-name", Value="skipped", Type="String")
+    sm_client().create_secret(
+        Name="e2e/app-env",
+        SecretString=json.dumps({"SECRET_IMPORTED": p.imported, "SHARED": "from-secret", "OVERRIDDEN": "from-secret"}),
+    )
+    PARAMS.append(p)
+    SEEDED_VALUES.extend([p.url, p.secure, p.v1, p.v2, p.imported, p.imported_path])
+    return p
 
 
 def seed() -> Seeded:
@@ -94,6 +143,7 @@ def seed() -> Seeded:
     PROBE_VALUE.append(r("probe"))
     sm.create_secret(Name="e2e/probe", SecretString=PROBE_VALUE[0])
     SEEDED_VALUES.extend(s.values() + PROBE_VALUE)
+    seed_parameters()
     return s
 
 
@@ -243,7 +293,7 @@ def placeholders_of(p: dict, container: str, objects: kube.Objects) -> dict[str,
     for c in (p["spec"].get("initContainers") or []) + p["spec"]["containers"]:
         if c["name"] == container:
             env = kube.container_env(c, objects)
-            return {k: v for k, v in env.items() if "awssm:" in v}
+            return {k: v for k, v in env.items() if "awssm:" in v or "awsssm:" in v}
     raise KeyError(container)
 
 
@@ -541,6 +591,69 @@ def verify_probes(f: Failures, o: Outcome, s: Seeded):
     check_inspect(f, res, ph, s)
 
 
+# --- Parameter Store (awsssm:)
+
+
+def build_ssm(s: Seeded):
+    # No ARN reference here: moto's GetParameters does not take parameter ARNs (AWS does);
+    # secrets-init/tests/it/parameters.rs covers ARNs through a proxy that asks moto by name.
+    env = [
+        var("URL", "awsssm:/e2e/app/db-url"),
+        var("SECURE_KEY", "awsssm:/e2e/app/json#secure"),
+        var("NUMBER", "awsssm:/e2e/app/json#/n"),
+        var("LATEST", "awsssm:/e2e/app/rotating"),
+        var("VERSION_1", "awsssm:/e2e/app/rotating##1"),
+        var("LABELLED", "awsssm:/e2e/app/rotating##stable"),
+        var("LIST", "awsssm:/e2e/app/list"),
+        var("MIXED", "${awsssm:/e2e/app/db-url}?user=${awssm:e2e/db#user}"),
+    ]
+    return pod("ssm", [app(env=env)]), kube.Objects()
+
+
+def verify_ssm(f: Failures, o: Outcome, s: Seeded):
+    p = PARAMS[0]
+    expect = {
+        "URL": p.url, "SECURE_KEY": p.secure, "NUMBER": "1", "LATEST": p.v2,
+        "VERSION_1": p.v1, "LABELLED": p.v1, "LIST": "a,b,c", "MIXED": f"{p.url}?user={s.user}",
+    }
+    ph = placeholders_of(o.pod, "app", o.objects)
+    check_ran(f, o.results["app"], expect, ph)
+    check_inspect(f, o.results["app"], ph, s)
+
+
+# --- secretsinit.io/env-from: a secret's keys and a path's parameters become variables
+
+
+ENV_FROM = "awssm:e2e/app-env, awsssm:/e2e/env/"
+
+
+def build_env_from(s: Seeded):
+    # No placeholder in the container: the annotation alone selects it.
+    c = app(env=[var("OVERRIDDEN", "from-the-pod")])
+    return pod("envfrom", [c], {"secretsinit.io/env-from": ENV_FROM}), kube.Objects()
+
+
+def admission_env_from(f: Failures, adm: kube.Admission):
+    admission_init_container(f, adm)
+    cmd = adm.pod["spec"]["containers"][0].get("command") or []
+    head = cmd[: cmd.index("--")] if "--" in cmd else cmd
+    refs = [head[i + 1] for i, a in enumerate(head[:-1]) if a == "--env-from"]
+    f.check(refs == ["awssm:e2e/app-env", "awsssm:/e2e/env/"], f"--env-from arguments are {refs}")
+
+
+def verify_env_from(f: Failures, o: Outcome, s: Seeded):
+    p = PARAMS[0]
+    res = o.results["app"]
+    # SHARED: the later reference (the path) wins; OVERRIDDEN: the pod's own value wins.
+    expect = {"SECRET_IMPORTED": p.imported, "PATH_IMPORTED": p.imported_path, "SHARED": "from-path", "OVERRIDDEN": "from-the-pod"}
+    check_ran(f, res, expect, {})
+    _, env, _ = parse_app_log(res.logs)
+    f.check("not-a-name" not in (env or {}), "app: the parameter not-a-name was imported")
+    warnings = secrets_init_lines(res.logs)
+    f.check(any("`not-a-name` is not a variable name" in line for line in warnings), "app: no warning naming the skipped parameter not-a-name")
+    check_inspect(f, res, {}, s)
+
+
 CASES = [
     Case("sources", build_sources, verify_sources, ["app", "sidecar"], admission_init_container),
     Case("embedded", build_embedded, verify_embedded, verify_admission=admission_init_container),
@@ -552,6 +665,8 @@ CASES = [
     Case("imageswap", build_image_swap, verify_image_swap, verify_admission=admission_image_swap),
     Case("sharedvolume", build_shared_volume, verify_shared_volume, verify_admission=admission_shared_volume),
     Case("probes", build_probes, verify_probes, verify_admission=admission_probes, while_running=probes_while_running),
+    Case("ssm", build_ssm, verify_ssm, verify_admission=admission_init_container),
+    Case("envfrom", build_env_from, verify_env_from, verify_admission=admission_env_from),
 ]
 
 
