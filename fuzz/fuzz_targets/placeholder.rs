@@ -1,12 +1,24 @@
 //! The placeholder grammar (contract §2): any env value parses without panicking; exactly
 //! the values `is_placeholder` names are touched; every reference's canonical spelling parses
-//! back to the same reference; rendering fills references in order.
+//! back to the same reference; rendering fills references in order. The same text as an
+//! `--env-from` reference (contract §3): no panic, an error that names the reference, and a
+//! canonical spelling that parses back to the same reference.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use placeholder::{Part, is_placeholder, parse_value};
+use placeholder::{Part, is_placeholder, parse_env_from, parse_value};
 
 fuzz_target!(|value: &str| {
+    match parse_env_from(value) {
+        Ok(reference) => {
+            let canonical = reference.to_string();
+            let again = parse_env_from(&canonical).unwrap_or_else(|e| {
+                panic!("env-from canonical {canonical:?} of {value:?} does not parse: {e}")
+            });
+            assert_eq!(again, reference, "env-from canonical {canonical:?} of {value:?}");
+        }
+        Err(e) => assert!(e.to_string().contains("env-from reference")),
+    }
     let parsed = parse_value(value);
     assert_eq!(
         is_placeholder(value),

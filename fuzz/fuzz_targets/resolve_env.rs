@@ -23,6 +23,8 @@ enum Piece {
     Text(String),
     Whole(String),
     Embedded(String),
+    WholeParameter(String),
+    EmbeddedParameter(String),
     Escape,
     Dollar,
 }
@@ -64,6 +66,15 @@ fn value_bytes(v: Value) -> Vec<u8> {
                     }
                     Piece::Embedded(r) => {
                         s.push_str("${awssm:");
+                        s.push_str(&r);
+                        s.push('}');
+                    }
+                    Piece::WholeParameter(r) => {
+                        s.push_str("awsssm:");
+                        s.push_str(&r);
+                    }
+                    Piece::EmbeddedParameter(r) => {
+                        s.push_str("${awsssm:");
                         s.push_str(&r);
                         s.push('}');
                     }
