@@ -48,19 +48,29 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    // Logging as deployed (JSON, INFO: one line per admission), into a sink.
+    // Logging as deployed (JSON, INFO: one line per admission), into /dev/null (a real
+    // write, without a disk or a terminal behind it).
     // ADMISSION_BENCH_LOGS=tracing measures the previous way instead (the line written by
     // tracing's JSON formatter inside a recorded span), for before -> after figures.
+    fn null() -> &'static std::fs::File {
+        static NULL: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+        NULL.get_or_init(|| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .expect("/dev/null")
+        })
+    }
     let _telemetry = if std::env::var("ADMISSION_BENCH_LOGS").as_deref() == Ok("tracing") {
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
         tracing_subscriber::registry()
-            .with(tracing_subscriber::filter::LevelFilter::INFO)
+            .with(tracing_subscriber::EnvFilter::new("info"))
             .with(
                 json_subscriber::fmt::layer()
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(std::io::sink),
+                    .with_writer(null),
             )
             .init();
         None
@@ -69,7 +79,7 @@ fn bench(c: &mut Criterion) {
             rt.block_on(async {
                 secrets_init_webhook::telemetry::init_to(
                     secrets_init_webhook::config::LogFormat::Json,
-                    std::io::sink,
+                    null,
                 )
             })
             .expect("telemetry"),

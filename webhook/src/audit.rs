@@ -98,16 +98,29 @@ pub fn start(out: impl std::io::Write + Send + 'static) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How long the writer sleeps between batches while lines keep coming.
+const BATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Waits for a line (asleep, no cost while idle); then, while lines keep coming, takes them
+/// in batches every [`BATCH_EVERY`] instead of being woken for each: a wake-up is a system
+/// call on the admission's thread, which in the in-process benchmark cost more than the
+/// formatting saved.
 fn write_lines(rx: Receiver<Vec<u8>>, out: impl std::io::Write) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     while let Ok(line) = rx.recv() {
         let _ = out.write_all(&line);
-        // Write the backlog in one go, then flush: lines reach stderr as soon as there is no
-        // more to take.
-        while let Ok(more) = rx.try_recv() {
-            let _ = out.write_all(&more);
+        loop {
+            let mut took = false;
+            while let Ok(more) = rx.try_recv() {
+                let _ = out.write_all(&more);
+                took = true;
+            }
+            let _ = out.flush();
+            if !took {
+                break;
+            }
+            std::thread::sleep(BATCH_EVERY);
         }
-        let _ = out.flush();
     }
 }
 
@@ -278,7 +291,7 @@ mod tests {
             .with_writer(std::io::sink)
             .finish();
         let before = dropped_lines().get();
-        let lines = QUEUE as u64 + 100;
+        let lines = QUEUE as u64 + 1000;
         let done = std::thread::spawn(move || {
             tracing::subscriber::with_default(subscriber, || {
                 for _ in 0..lines {
@@ -291,9 +304,10 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "answered() blocked");
             std::thread::yield_now();
         }
-        // The writer took at most one line before it got stuck; the queue holds QUEUE.
+        // The queue holds QUEUE lines and the writer's 64 KiB buffer a few hundred more
+        // before its first write gets stuck; every line past those is dropped.
         let dropped = dropped_lines().get() - before;
-        assert!((99..=100).contains(&dropped), "{dropped} dropped");
+        assert!((500..=1000).contains(&dropped), "{dropped} dropped");
     }
 
     #[test]

@@ -10,6 +10,10 @@ use secrets_init_webhook::config::Config;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// memcpy, memmove, memset, memcmp, bcmp in place of musl's in the static x86_64 build (the
+// crate exports them only there); the import links it although nothing names it.
+use fast_mem as _;
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
