@@ -11,7 +11,7 @@ use placeholder::{EnvFrom, FetchKey, Source};
 use crate::extract::object_entries;
 use crate::fetch::{FetchFailure, Fetched, Wanted};
 use crate::problem::{Code, Problem};
-use crate::resolve::{OWN_PREFIX, Resolved};
+use crate::program_env::{OWN_PREFIX, Resolved};
 
 /// What problem lines about an `--env-from` reference name instead of a variable.
 pub const LABEL: &str = "--env-from";

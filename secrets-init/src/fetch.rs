@@ -8,10 +8,8 @@
 //! `GetSecretValue`, which many IAM policies allow on its own.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_types::retry::RetryConfig;
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -21,76 +19,10 @@ use placeholder::{FetchKey, Source, Version};
 
 use crate::parameters::{self, PathResult};
 use crate::problem::Code;
+pub use crate::secret::{FetchFailure, FetchResult, MAX_IN_FLIGHT, SecretText};
 
 /// At most this many ids per `BatchGetSecretValue` call (the API's limit for `SecretIdList`).
 pub const BATCH_SIZE: usize = 20;
-/// At most this many API calls in flight at once.
-pub(crate) const MAX_IN_FLIGHT: usize = 16;
-
-/// A secret's text. `Debug` never shows it; the memory is wiped when dropped.
-#[derive(Clone)]
-pub struct SecretText(Zeroizing<String>);
-
-impl SecretText {
-    pub fn new(text: String) -> Self {
-        Self(Zeroizing::new(text))
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretText(<redacted>)")
-    }
-}
-
-/// Why a secret could not be had. Never holds a value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchFailure {
-    pub code: Code,
-    pub message: String,
-}
-
-impl FetchFailure {
-    pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn from_sdk<E, R>(err: &SdkError<E, R>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: fmt::Debug,
-    {
-        match err {
-            SdkError::ServiceError(_) => Self::new(
-                err.code().map_or(Code::UnknownError, Code::from_aws),
-                err.message().unwrap_or("no message from AWS"),
-            ),
-            SdkError::TimeoutError(_) => Self::new(Code::Timeout, "the request to AWS timed out"),
-            SdkError::DispatchFailure(_) => {
-                Self::new(Code::NetworkError, format!("{}", DisplayErrorContext(err)))
-            }
-            _ => Self::new(
-                err.code().map_or(Code::RequestFailed, Code::from_aws),
-                format!("{}", DisplayErrorContext(err)),
-            ),
-        }
-    }
-}
-
-impl fmt::Display for FetchFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-pub type FetchResult = Result<SecretText, FetchFailure>;
-
 /// The command line's say in how [`Fetcher`] calls Secrets Manager.
 #[derive(Debug, Clone)]
 pub struct FetchOptions {

@@ -20,8 +20,10 @@ pub mod install;
 pub mod parameters;
 pub mod probe;
 pub mod problem;
+pub mod program_env;
 pub mod report;
 pub mod resolve;
+pub mod secret;
 
 use cli::{Cli, Command, Options};
 use report::Failure;

@@ -13,8 +13,8 @@ use futures::StreamExt;
 
 use placeholder::{FetchKey, Version};
 
-use crate::fetch::{FetchFailure, FetchResult, MAX_IN_FLIGHT, SecretText};
 use crate::problem::Code;
+use crate::secret::{FetchFailure, FetchResult, MAX_IN_FLIGHT, SecretText};
 
 /// At most this many names per `GetParameters` call (the API's limit for `Names`).
 pub const GET_PARAMETERS_SIZE: usize = 10;

@@ -12,9 +12,8 @@ use crate::env_from;
 use crate::extract::extract;
 use crate::fetch::{FetchFailure, FetchResult, Fetched, Wanted};
 use crate::problem::{Code, Problem};
-
-/// Variables with this prefix configure secrets-init and are removed from the program's env.
-pub const OWN_PREFIX: &str = "SECRETS_INIT_";
+use crate::program_env::Names;
+pub use crate::program_env::{OWN_PREFIX, Resolved, wipe};
 
 /// The container's environment, split into what is kept as is and what needs resolving.
 /// `Debug` shows variable names only: the app's own variables may hold its secrets.
@@ -100,56 +99,8 @@ impl std::fmt::Debug for Parsed {
 }
 
 /// The names of an environment, for `Debug`; values are never shown.
-struct Names<'a, V>(&'a [(OsString, V)]);
-
-impl<V> std::fmt::Debug for Names<'_, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(
-                self.0
-                    .iter()
-                    .map(|(name, _)| format!("{}=<redacted>", name.to_string_lossy())),
-            )
-            .finish()
-    }
-}
-
-/// Overwrites the bytes of a value before its memory is released.
-pub fn wipe(value: &mut OsString) {
-    let mut bytes = std::mem::take(value).into_encoded_bytes();
-    bytes.zeroize();
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The result of resolving. `Debug` shows variable names only, and the values are wiped
-/// when it is dropped (after a failed exec; a successful one replaces the whole process).
-#[derive(Default)]
-pub struct Resolved {
-    pub env: Vec<(OsString, OsString)>,
-    pub problems: Vec<Problem>,
-    /// Placeholders that `--ignore-missing` turned into empty values: (variable, reference, why).
-    pub ignored: Vec<Problem>,
-}
-
-impl std::fmt::Debug for Resolved {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resolved")
-            .field("env", &Names(&self.env))
-            .field("problems", &self.problems)
-            .field("ignored", &self.ignored)
-            .finish()
-    }
-}
-
-impl Drop for Resolved {
-    fn drop(&mut self) {
-        for (_, value) in &mut self.env {
-            wipe(value);
-        }
-    }
 }
 
 /// What has to be fetched: every reference of the templates not `prefilled` (`--probe`), and
