@@ -175,7 +175,14 @@ fn scenarios(not_executable: &Path) -> Vec<Scenario> {
             .program(&[
                 "/bin/sh",
                 "-c",
-                r#"test "${#GOOD_USER}" -eq 14 && test -n "$GOOD_URL" && test -n "$PREV" && test -n "$BIN_JSON" && test -z "$NO_KEY" && test "$ABSENT" = x"#,
+                &[
+                    good_values_arrived(),
+                    holds("PREV", PREVIOUS),
+                    holds("BIN_JSON", "hyg-binary-json-V4lue"),
+                    holds("NO_KEY", ""),
+                    holds("ABSENT", "x"),
+                ]
+                .join(" && "),
             ])
             .expect(&["NO_KEY: awssm:hyg/json#nope", "ABSENT: awssm:hyg/absent", "--ignore-missing"]),
         Scenario::new("ignore-missing does not hide a transient failure", 1)
@@ -319,8 +326,27 @@ fn scenarios(not_executable: &Path) -> Vec<Scenario> {
             .expect(&["is not an IAM role ARN"]),
         Scenario::new("success", 0)
             .env(&with_good(&[]))
-            .program(&["/bin/sh", "-c", r#"test "$GOOD_DEEP" = "$GOOD_DEEP" && test -n "$GOOD_DEEP""#]),
+            .program(&["/bin/sh", "-c", &good_values_arrived()]),
     ]
+}
+
+/// A shell test that `$var` is exactly `want`, compared as hex so that neither the value nor
+/// the expectation appears in plain text anywhere a leak check looks (argv included).
+fn holds(var: &str, want: &str) -> String {
+    let hex: String = want.bytes().map(|b| format!("{b:02x}")).collect();
+    format!(r#"test "$(printf %s "${var}" | od -An -v -tx1 | tr -d ' \n')" = "{hex}""#)
+}
+
+/// Every `GOOD_*` of [`scenarios`] has the value its reference selects from [`seed`]'s data.
+fn good_values_arrived() -> String {
+    [
+        holds("GOOD_USER", USER),
+        holds("GOOD_URL", &format!("postgres://{USER}:{PASS}@db/app")),
+        holds("GOOD_DEEP", DEEP),
+        holds("GOOD_PARAM", USER),
+        holds("GOOD_SECURE", "xhyg-secure-V4luex"),
+    ]
+    .join(" && ")
 }
 
 fn run_scenario(
