@@ -1,24 +1,36 @@
 //! Property: the JSON patch applied to the input pod gives exactly the mutated pod the
 //! contract describes (§4–§5), for arbitrary pods, annotations and modes — built here
-//! independently of the library — and mutating that pod again is a no-op.
+//! independently of the library — and mutating that pod again is a no-op. The injected init
+//! container too is written out here from the contract and the configuration, field by field.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, ExecAction, ImageVolumeSource, Pod, PodSpec, Probe,
-    Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, ImageVolumeSource, Pod,
+    PodSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use mutation_modes::{
     ANNOTATION_AWS_REGION, ANNOTATION_CONTAINERS, ANNOTATION_IGNORE_MISSING, ANNOTATION_INJECT,
     ANNOTATION_INJECTED, ANNOTATION_MUTATE_PROBES, Decision, ImageConfig, ImageConfigError,
-    ImageConfigSource, ModeKind, MutationConfig, Platform, mutate_pod,
+    ImageConfigSource, ModeKind, MutationConfig, Platform, RunAsUser, mutate_pod,
 };
 use proptest::prelude::*;
 
 const BIN: &str = "/secrets-init/bin/secrets-init";
-const SECRETS_INIT_IMAGE: &str = "registry.example/secrets-init:1.0";
+/// secrets-init images the webhook may be configured with, and the pull policy Kubernetes
+/// gives each (tag `latest`, or no tag and no digest: `Always`; anything else: `IfNotPresent`).
+const SECRETS_INIT_IMAGES: [(&str, &str); 5] = [
+    ("registry.example/secrets-init:1.0", "IfNotPresent"),
+    ("registry.example/secrets-init:latest", "Always"),
+    ("registry.example:5000/secrets-init", "Always"),
+    ("registry.example:5000/team/secrets-init:v2", "IfNotPresent"),
+    (
+        "registry.example/secrets-init@sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270",
+        "IfNotPresent",
+    ),
+];
 const ENTRYPOINT: [&str; 2] = ["/entry", "$(HOME)"];
 const CMD: [&str; 2] = ["run", "$x"];
 
@@ -61,6 +73,57 @@ fn shape() -> impl Strategy<Value = Shape> {
         })
 }
 
+/// The webhook's settings for the injected init container (contract §5, §6).
+#[derive(Debug, Clone)]
+struct Settings {
+    /// Index into [`SECRETS_INIT_IMAGES`].
+    image: usize,
+    cpu: &'static str,
+    memory: &'static str,
+    /// `None`: not configured (the contract's default, 65532, applies).
+    run_as_user: Option<RunAsUser>,
+}
+
+fn settings() -> impl Strategy<Value = Settings> {
+    (
+        0..SECRETS_INIT_IMAGES.len(),
+        prop::sample::select(vec!["50m", "100m", "1", "250m"]),
+        prop::sample::select(vec!["64Mi", "32Mi", "128M", "1Gi"]),
+        prop::sample::select(vec![
+            None,
+            Some(RunAsUser::Id(65532)),
+            Some(RunAsUser::Id(1000)),
+            Some(RunAsUser::Unset),
+        ]),
+    )
+        .prop_map(|(image, cpu, memory, run_as_user)| Settings {
+            image,
+            cpu,
+            memory,
+            run_as_user,
+        })
+}
+
+impl Settings {
+    fn image(&self) -> &'static str {
+        SECRETS_INIT_IMAGES[self.image].0
+    }
+
+    fn config(&self, mode: ModeKind) -> MutationConfig {
+        let mut config = MutationConfig {
+            default_mode: mode,
+            secrets_init_image: self.image().into(),
+            init_container_cpu: Quantity(self.cpu.into()),
+            init_container_memory: Quantity(self.memory.into()),
+            ..MutationConfig::default()
+        };
+        if let Some(user) = self.run_as_user {
+            config.run_as_user = user;
+        }
+        config
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Case {
     main: Vec<Shape>,
@@ -73,6 +136,7 @@ struct Case {
     named: Option<BTreeSet<usize>>,
     /// The pod already uses the names the mutation would pick first.
     names_taken: bool,
+    settings: Settings,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -85,9 +149,20 @@ fn case() -> impl Strategy<Value = Case> {
         prop::option::of(prop::sample::select(vec!["eu-west-1", "us-east-2"])),
         prop::option::of(prop::collection::btree_set(0usize..7, 1..3)),
         any::<bool>(),
+        settings(),
     )
         .prop_map(
-            |(main, init, mode, ignore_missing, mutate_probes, region, named, names_taken)| {
+            |(
+                main,
+                init,
+                mode,
+                ignore_missing,
+                mutate_probes,
+                region,
+                named,
+                names_taken,
+                settings,
+            )| {
                 let total = main.len() + init.len();
                 let named =
                     named.map(|n| n.into_iter().map(|i| i % total).collect::<BTreeSet<_>>());
@@ -100,6 +175,7 @@ fn case() -> impl Strategy<Value = Case> {
                     region,
                     named,
                     names_taken,
+                    settings,
                 }
             },
         )
@@ -272,6 +348,68 @@ fn expected_container(c: &Case, original: &Container, s: &Shape, volume: &str) -
     out
 }
 
+/// The init container `init-container` mode injects, as contract §5 describes it, for these
+/// settings: the secrets-init image (pulled as Kubernetes would by default) runs
+/// `/secrets-init install /secrets-init-bin` into the memory-backed emptyDir mounted
+/// (writable) there, with requests = limits from the configuration, and a security context
+/// that passes Pod Security Admission `restricted`, running as the configured user (65532
+/// unless configured; `none` leaves runAsUser/runAsGroup out).
+fn expected_init_container(s: &Settings, name: &str, volume: &str) -> Container {
+    let (image, pull_policy) = SECRETS_INIT_IMAGES[s.image];
+    let user = match s.run_as_user {
+        None => Some(65532),
+        Some(RunAsUser::Id(id)) => Some(id),
+        Some(RunAsUser::Unset) => None,
+    };
+    let amounts = BTreeMap::from([
+        ("cpu".to_owned(), Quantity(s.cpu.into())),
+        ("memory".to_owned(), Quantity(s.memory.into())),
+    ]);
+    Container {
+        name: name.into(),
+        image: Some(image.into()),
+        image_pull_policy: Some(pull_policy.into()),
+        command: Some(vec![
+            "/secrets-init".into(),
+            "install".into(),
+            "/secrets-init-bin".into(),
+        ]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: volume.into(),
+            mount_path: "/secrets-init-bin".into(),
+            ..Default::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: Some(amounts.clone()),
+            limits: Some(amounts),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            // What PSA `restricted` requires of every container.
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            run_as_user: user,
+            run_as_group: user,
+            // Not in the contract: the project's extra hardening, pinned so that a change to
+            // it is deliberate (the installer writes only to its volume).
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            ..Default::default()
+        }),
+        // Not in the contract either: an install failure shows its log in the pod status.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Default::default()
+    }
+}
+
 fn run(pod: &Pod, config: &MutationConfig) -> Decision {
     tokio::runtime::Builder::new_current_thread()
         .build()
@@ -285,11 +423,7 @@ proptest! {
 
     #[test]
     fn patch_gives_exactly_the_mutated_pod(c in case()) {
-        let config = MutationConfig {
-            default_mode: c.mode,
-            secrets_init_image: SECRETS_INIT_IMAGE.into(),
-            ..MutationConfig::default()
-        };
+        let config = c.settings.config(c.mode);
         let input = pod(&c);
         let shapes: Vec<&Shape> = c.main.iter().chain(&c.init).collect();
         let selected: Vec<bool> = match &c.named {
@@ -335,28 +469,22 @@ proptest! {
                     name: volume.into(),
                     empty_dir: Some(EmptyDirVolumeSource {
                         medium: Some("Memory".into()),
-                        size_limit: patched_size_limit(&patched, volume),
+                        // Not in the contract: room for one static binary, pinned likewise.
+                        size_limit: Some(Quantity("64Mi".into())),
                     }),
                     ..Default::default()
                 });
-                let injected = patched.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0].clone();
                 let init_name = if c.names_taken { "secrets-init-1" } else { "secrets-init" };
-                prop_assert_eq!(&injected.name, init_name);
-                prop_assert_eq!(injected.image.as_deref(), Some(SECRETS_INIT_IMAGE));
-                prop_assert_eq!(
-                    injected.command.clone().unwrap(),
-                    vec!["/secrets-init".to_owned(), "install".into(), "/secrets-init-bin".into()]
-                );
-                let mounts = injected.volume_mounts.clone().unwrap();
-                prop_assert!(mounts.iter().any(|m| m.name == volume && m.mount_path == "/secrets-init-bin"));
-                spec.init_containers.get_or_insert_with(Vec::new).insert(0, injected);
+                spec.init_containers
+                    .get_or_insert_with(Vec::new)
+                    .insert(0, expected_init_container(&c.settings, init_name, volume));
             }
             ModeKind::SharedVolume => {
                 spec.volumes.as_mut().unwrap().push(Volume {
                     name: volume.into(),
                     image: Some(ImageVolumeSource {
-                        reference: Some(SECRETS_INIT_IMAGE.into()),
-                        pull_policy: Some("IfNotPresent".into()),
+                        reference: Some(c.settings.image().into()),
+                        pull_policy: Some(SECRETS_INIT_IMAGES[c.settings.image].1.into()),
                     }),
                     ..Default::default()
                 });
@@ -374,20 +502,4 @@ proptest! {
             other => prop_assert!(false, "mutated twice: {:?}", other),
         }
     }
-}
-
-/// The emptyDir size limit is the library's choice (not in the contract); taken from the
-/// patched pod so the comparison covers everything else.
-fn patched_size_limit(patched: &Pod, volume: &str) -> Option<Quantity> {
-    patched
-        .spec
-        .as_ref()?
-        .volumes
-        .as_ref()?
-        .iter()
-        .find(|v| v.name == volume)?
-        .empty_dir
-        .as_ref()?
-        .size_limit
-        .clone()
 }
