@@ -2,9 +2,9 @@
 //!
 //! - TLS port: a tokio accept loop, rustls handshake (bounded by `--read-timeout`), then
 //!   hyper-util's auto (HTTP/1.1 + HTTP/2) connection with `header_read_timeout`
-//!   = `--read-timeout` (and the first request bytes due within it too). At most
-//!   `--max-connections` are open at once; at the limit the loop stops accepting until one
-//!   closes.
+//!   = `--read-timeout` (and the first request, whatever the protocol, due within it too).
+//!   At most `--max-connections` are open at once; at the limit the loop stops accepting
+//!   until one closes.
 //! - metrics port: plain HTTP, `/metrics`.
 //!
 //! Connections end from our side only where the client can see it coming, because a client
@@ -369,6 +369,13 @@ async fn serve_connection(
     mut phase: watch::Receiver<Phase>,
 ) {
     let read_timeout = limits.read_timeout;
+    // The first request must be complete (its headers, for HTTP/2 its header block) within
+    // --read-timeout. hyper bounds HTTP/1.1 headers itself, but nothing bounds the bytes
+    // before hyper knows the protocol (a partial HTTP/2 preface) nor HTTP/2's own start (the
+    // rest of the preface, SETTINGS, the first HEADERS and CONTINUATION frames): a client
+    // stalled there would hold its slot until shutdown.
+    let first_request_due = tokio::time::Instant::now() + read_timeout;
+    let requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let info = ConnectionInfo {
         client_cert_verified: tls.get_ref().1.peer_certificates().is_some(),
     };
@@ -382,7 +389,9 @@ async fn serve_connection(
     // `Connection: close` on it, hyper closes the connection right after, and the client
     // opens a new one for its next request (to a ready replica).
     let answers_end_it = lifetime.clone();
+    let seen = requested.clone();
     let service = tower::service_fn(move |mut req: http::Request<Incoming>| {
+        seen.store(true, std::sync::atomic::Ordering::Relaxed);
         req.extensions_mut().insert(info);
         let http1 = req.version() < http::Version::HTTP_2;
         let lifetime = http1.then(|| answers_end_it.clone());
@@ -435,9 +444,19 @@ async fn serve_connection(
         }
     };
     tokio::pin!(aged);
+    let first_due = tokio::time::sleep_until(first_request_due);
+    tokio::pin!(first_due);
+    let mut waiting_for_first = true;
     let mut told = false;
     loop {
         tokio::select! {
+            () = &mut first_due, if waiting_for_first => {
+                waiting_for_first = false;
+                if !requested.load(std::sync::atomic::Ordering::Relaxed) {
+                    tracing::debug!("no complete request within --read-timeout; closing");
+                    break;
+                }
+            }
             served = conn.as_mut() => {
                 if let Err(e) = served {
                     tracing::debug!(error = %e, "connection ended with an error");
