@@ -18,5 +18,6 @@ mod images_ecr;
 mod images_hostile;
 mod images_registry;
 mod lifecycle;
+mod requests;
 mod ssl_cert_file;
 mod tls;
