@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
@@ -44,18 +45,50 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn wait_for_port(port: u16, what: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+/// How long moto may take to start, answer its first request, or a run may take: generous,
+/// for a loaded 2-core machine.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Reads moto's stderr for the whole of its life (it logs every request there, and a full
+/// pipe would stall it): the port from werkzeug's ` * Running on http://127.0.0.1:PORT` goes
+/// to `port`, or, when moto exits before saying it, what it printed instead.
+fn read_moto_stderr(stderr: ChildStderr, port: mpsc::Sender<Result<u16, String>>) {
+    let mut port = Some(port);
+    let mut before = Vec::new();
+    for line in BufReader::new(stderr).split(b'\n') {
+        let Ok(line) = line else { break };
+        let Some(tx) = &port else { continue };
+        let line = String::from_utf8_lossy(&line).into_owned();
+        let found = line
+            .split_once("Running on http")
+            .and_then(|(_, url)| url.rsplit(':').next())
+            .and_then(|p| p.trim().parse::<u16>().ok());
+        match found {
+            Some(p) => {
+                let _ = tx.send(Ok(p));
+                port = None;
+            }
+            None => before.push(line),
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early with {status}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{what} did not listen on port {port} within 60 s");
+    if let Some(tx) = port {
+        let _ = tx.send(Err(before.join("\n")));
+    }
+}
+
+/// Whether moto itself answers on `port` (its dashboard page), not some other listener.
+pub fn is_moto(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(PATIENCE));
+    let request = "GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    let mut answer = Vec::new();
+    if stream.write_all(request.as_bytes()).is_err() || stream.read_to_end(&mut answer).is_err() {
+        return false;
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    answer.starts_with("HTTP/1.") && answer.contains("<title>Moto</title>")
 }
 
 /// A `moto_server` on a free loopback port, killed on drop.
@@ -76,16 +109,39 @@ impl Moto {
     }
 
     fn spawn(tls: Option<(&Path, &Path)>) -> Self {
-        let port = free_port();
+        // Port 0: moto binds a free port itself and prints it. A port picked here and handed
+        // over could be taken by another test's server in between, and any listener on it
+        // would have looked like moto.
         let mut cmd = Command::new(tool("moto_server"));
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        cmd.args(["-H", "127.0.0.1", "-p", "0"])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         if let Some((cert, key)) = tls {
             cmd.arg("-c").arg(cert).arg("-k").arg(key);
         }
         let mut child = cmd.spawn().expect("spawn moto_server");
-        wait_for_port(port, "moto_server", &mut child);
+        let stderr = child.stderr.take().expect("moto_server stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || read_moto_stderr(stderr, tx));
+        let port = match rx.recv_timeout(PATIENCE) {
+            Ok(Ok(port)) => port,
+            Ok(Err(said)) => {
+                let status = child.wait().expect("wait for moto_server");
+                panic!("moto_server exited ({status}) before listening; it said:\n{said}");
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("moto_server did not say which port it listens on within {PATIENCE:?}");
+            }
+        };
+        // With TLS the port is known to be moto's from its own output; without, ask it.
+        if tls.is_none() && !is_moto(port) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("moto_server said it listens on {port}, but what answers there is not moto");
+        }
         let scheme = if tls.is_some() { "https" } else { "http" };
         Moto {
             child,
@@ -706,7 +762,9 @@ pub fn secrets_init(endpoint: &str) -> Command {
     cmd
 }
 
-/// Runs to completion (bounded: 60 s, then killed and the test fails).
+/// Runs to completion (bounded: 60 s, then killed and the test fails). stdout and stderr
+/// are read while the child runs: a child that fills a pipe's buffer (64 KiB) before exiting
+/// would otherwise wait forever for a reader that waits for it to exit.
 pub fn run(cmd: &mut Command) -> Run {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -715,23 +773,32 @@ pub fn run(cmd: &mut Command) -> Run {
         .spawn()
         .expect("spawn secrets-init");
     let spawned_pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("secrets-init did not finish within 60 s");
+            let _ = child.wait();
+            panic!("secrets-init did not finish within {PATIENCE:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().expect("output");
+    };
     Run {
-        status: out.status,
+        status,
         spawned_pid,
-        stdout: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned(),
     }
 }
 

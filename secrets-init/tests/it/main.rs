@@ -3,6 +3,7 @@
 mod common;
 mod env_from;
 mod flag_contract;
+mod harness;
 mod hygiene;
 mod parameters;
 mod resolve;
