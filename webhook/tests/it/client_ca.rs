@@ -1,7 +1,8 @@
 //! `--client-ca` hot reload over real TLS on loopback: the API server's client certificate
 //! from a rotated CA is accepted once the bundle file changes (plain rewrite, and a
 //! Kubernetes Secret-volume `..data` swap), certificates from the CA rotated out are refused,
-//! and an unusable bundle keeps the previous one in use and counts an error.
+//! and an unusable bundle keeps the previous one in use and counts an error; with a bearer
+//! token file as well, both credentials are required.
 
 use crate::common;
 
@@ -18,6 +19,7 @@ use secrets_init_webhook::tls::reload::Reload;
 
 const OK: &str = "secrets_init_webhook_tls_reloads_total{result=\"ok\"}";
 const ERROR: &str = "secrets_init_webhook_tls_reloads_total{result=\"error\"}";
+const ADMISSION_ERROR: &str = "secrets_init_webhook_admission_requests_total{result=\"error\"}";
 /// Bound for every wait on the watcher (debounce is 200 ms).
 const WITHIN: Duration = Duration::from_secs(10);
 
@@ -348,4 +350,123 @@ fn reload_outcomes_and_counts() {
     assert!(matches!(reloader.reload(), Ok(Reload::Swapped(_))));
     assert_eq!(hints(), hints_a);
     assert_eq!(counts(), (2, 4));
+}
+
+/// `POST /mutate` on a fresh connection with an optional bearer token: the status and body,
+/// or why the connection failed.
+async fn mutate_with_token(
+    url: &str,
+    tls: rustls::ClientConfig,
+    token: Option<&str>,
+) -> Result<(u16, String), String> {
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .timeout(WITHIN)
+        .build()
+        .expect("reqwest client");
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(example("non-pod.json"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.map_err(|e| format!("{e:?}"))?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await.map_err(|e| format!("{e:?}"))?))
+}
+
+/// `--client-ca` and `--bearer-token-file` together: `/mutate` needs both a certificate
+/// from the CA and the token. Without a certificate TLS still lets the client in (kubelet
+/// probes carry none) and the request is refused with 401; a certificate from another CA
+/// is refused by TLS itself; a missing or wrong token is a 401 even with a good
+/// certificate. Only the 401s reach the admission counter.
+#[tokio::test]
+async fn client_certificate_and_bearer_token_are_both_required_when_both_are_set() {
+    let Cas {
+        serving,
+        a: ca_a,
+        client_a,
+        client_b,
+        ..
+    } = Cas::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let vol = SecretVolume::new(dir.path(), &serving.server_pair(1));
+    let ca_file = dir.path().join("client-ca.pem");
+    std::fs::write(&ca_file, &ca_a.cert_pem).expect("ca");
+    let token_file = dir.path().join("token");
+    let token = "api-server-token";
+    std::fs::write(&token_file, token).expect("token");
+    let config = Config {
+        client_ca: Some(ca_file),
+        bearer_token_file: Some(token_file),
+        ..vol.config()
+    };
+    let server = start(config, TableImages::default()).await;
+    let url = format!("https://{}/mutate", server.addr);
+    let tls = |p: Option<&Pair>| client_config(&serving.cert_pem, &[&rustls::version::TLS13], p);
+    let (with_cert, no_cert, other_ca) = (tls(Some(&client_a)), tls(None), tls(Some(&client_b)));
+
+    let before = scrape(server.metrics_addr).await;
+    // (what, TLS identity, token, reason in the 401)
+    let refusals = [
+        (
+            "a good certificate and no token",
+            &with_cert,
+            None,
+            "bearer token required",
+        ),
+        (
+            "a good certificate and another token",
+            &with_cert,
+            Some("not-the-token"),
+            "bearer token not accepted",
+        ),
+        (
+            "the token and no certificate",
+            &no_cert,
+            Some(token),
+            "client certificate required",
+        ),
+    ];
+    for (what, identity, sent, reason) in refusals {
+        let (status, body) = mutate_with_token(&url, identity.clone(), sent)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the connection failed: {e}"));
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(body.contains(reason), "{what}: {body}");
+    }
+    let refused = mutate_with_token(&url, other_ca.clone(), Some(token)).await;
+    assert!(
+        matches!(&refused, Err(e) if e.contains("UnknownCA")),
+        "the token and a certificate from another CA: refused by TLS, got {refused:?}"
+    );
+    let after = scrape(server.metrics_addr).await;
+    assert_eq!(
+        (after[ADMISSION_ERROR] - before[ADMISSION_ERROR]),
+        3.0,
+        "each 401 counted once; the TLS refusal never reached the handler"
+    );
+
+    let (status, body) = mutate_with_token(&url, with_cert.clone(), Some(token))
+        .await
+        .expect("both");
+    assert_eq!(status, 200, "a good certificate and the token: {body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(answer["response"]["allowed"], true);
+
+    // The probes stay open to a client with neither.
+    let probe = reqwest::Client::builder()
+        .tls_backend_preconfigured(no_cert)
+        .no_proxy()
+        .timeout(WITHIN)
+        .build()
+        .expect("client")
+        .get(format!("https://{}/healthz", server.addr))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(probe.status(), 200);
+    server.stop().await;
 }
