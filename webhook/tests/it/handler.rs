@@ -405,23 +405,65 @@ async fn load_is_shed_past_the_concurrency_limit() {
         delay: Duration::from_secs(20),
         table: TableImages::default(),
     };
-    let (app, _, _) = app(&config, images);
+    let (app, metrics, _) = app(&config, images);
     let slow_app = app.clone();
     let slow =
         tokio::spawn(
             async move { send(&slow_app, post(example("pod-needs-registry.json"))).await },
         );
-    // Once the slow request holds the only permit, the next is shed with 503.
-    let shed = common::eventually(Duration::from_secs(10), "a 503", || {
+    // Once the slow request holds the only permit, the next is shed with 503: the poll
+    // returns that answer, whose headers and body are what is checked below.
+    let shed = common::eventually(Duration::from_secs(20), "a 503", || {
         let app = app.clone();
         async move {
-            let (status, _) = send(&app, post(example("non-pod.json"))).await;
-            (status == StatusCode::SERVICE_UNAVAILABLE).then_some(status)
+            let resp = app
+                .oneshot(post(example("non-pod.json")))
+                .await
+                .expect("infallible");
+            (resp.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(resp)
         }
     })
     .await;
-    assert_eq!(shed, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        shed.headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.as_bytes()),
+        Some(&b"1"[..]),
+        "a shed request says when to retry"
+    );
+    let body = axum::body::to_bytes(shed.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("overloaded: 1 admission requests are in flight"),
+        "{text}"
+    );
+    let errors = || {
+        metrics
+            .admission_requests
+            .with_label_values(&["error"])
+            .get()
+    };
+    // Every earlier poll was served (the loop stops at the first 503), and the slow request
+    // is still in flight: the one error is the shed request.
+    assert_eq!(errors(), 1, "a shed request counts as one error");
+
+    // The permit is given back when the slow request goes away: served again, not shed.
     slow.abort();
+    let (status, _) = common::eventually(Duration::from_secs(20), "a 200 again", || {
+        let app = app.clone();
+        async move {
+            let answer = send(&app, post(example("non-pod.json"))).await;
+            (answer.0 != StatusCode::SERVICE_UNAVAILABLE).then_some(answer)
+        }
+    })
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the freed permit serves the next request"
+    );
 }
 
 /// An AdmissionReview (Pod CREATE) around a golden case's input pod.
