@@ -348,6 +348,12 @@ pub struct Faults {
     pub deny_parameter: Option<String>,
     /// Answer `sts.AssumeRole` with this STS error code (HTTP 403).
     pub assume_role_error: Option<String>,
+    /// Treat this secret (as named in requests) the way Secrets Manager treats a secret the
+    /// caller may not read: `GetSecretValue` fails with `AccessDeniedException`, and a
+    /// `BatchGetSecretValue` that names it answers for the others and lists it under `Errors`
+    /// with that code (the batch permission does not stand in for GetSecretValue on each
+    /// secret).
+    pub deny_secret: Option<String>,
 }
 
 /// A counting, fault-injecting HTTP proxy in front of an upstream endpoint.
@@ -527,6 +533,14 @@ async fn forward(
     {
         return Ok(aws_json_error(code));
     }
+    if let (Some(denied), "secretsmanager.GetSecretValue") = (&f.deny_secret, operation.as_str()) {
+        let asked = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("SecretId")?.as_str().map(str::to_owned));
+        if asked.as_deref() == Some(denied.as_str()) {
+            return Ok(secrets_manager_access_denied(denied));
+        }
+    }
     let uri = format!(
         "{upstream}{}",
         parts
@@ -546,6 +560,11 @@ async fn forward(
         Ok(resp) => {
             let (p, b) = resp.into_parts();
             let bytes = b.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            if let (Some(denied), "secretsmanager.BatchGetSecretValue") =
+                (&f.deny_secret, operation.as_str())
+            {
+                return Ok(batch_without(p, &bytes, denied));
+            }
             if operation == "sts.AssumeRole" {
                 let text = String::from_utf8_lossy(&bytes);
                 let issued = text
@@ -573,6 +592,71 @@ fn aws_json_error(code: &str) -> Response<Full<Bytes>> {
         .header("x-amzn-errortype", code)
         .body(Full::new(Bytes::from(body)))
         .expect("response")
+}
+
+/// What IAM makes Secrets Manager answer to `GetSecretValue` on a secret the caller may not
+/// read: HTTP 400, `AccessDeniedException`, a message naming the action and the resource.
+fn secrets_manager_access_denied(secret: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({
+        "__type": "AccessDeniedException",
+        "Message": denied_message(secret),
+    });
+    Response::builder()
+        .status(400)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", "00000000-0000-0000-0000-00000000d0d0")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("response")
+}
+
+fn denied_message(secret: &str) -> String {
+    format!(
+        "User: arn:aws:sts::123456789012:assumed-role/app/pod is not authorized to perform: \
+         secretsmanager:GetSecretValue on resource: {secret} because no identity-based policy \
+         allows the secretsmanager:GetSecretValue action"
+    )
+}
+
+/// moto's `BatchGetSecretValue` answer with `denied` moved from `SecretValues` to `Errors`,
+/// as Secrets Manager answers when the caller may not read that one secret.
+fn batch_without(
+    mut parts: hyper::http::response::Parts,
+    body: &[u8],
+    denied: &str,
+) -> Response<Full<Bytes>> {
+    let mut answer: serde_json::Value = serde_json::from_slice(body).expect("batch answer is JSON");
+    let mut named = false;
+    if let Some(values) = answer
+        .get_mut("SecretValues")
+        .and_then(|v| v.as_array_mut())
+    {
+        values.retain(|v| {
+            let is_denied = [v.get("Name"), v.get("ARN")]
+                .into_iter()
+                .flatten()
+                .any(|id| id.as_str() == Some(denied));
+            named |= is_denied;
+            !is_denied
+        });
+    }
+    if named {
+        let errors = answer
+            .as_object_mut()
+            .expect("batch answer is an object")
+            .entry("Errors")
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        errors
+            .as_array_mut()
+            .expect("Errors is a list")
+            .push(serde_json::json!({
+                "SecretId": denied,
+                "ErrorCode": "AccessDeniedException",
+                "Message": denied_message(denied),
+            }));
+    }
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    let body = serde_json::to_vec(&answer).expect("json");
+    Response::from_parts(parts, Full::new(Bytes::from(body)))
 }
 
 /// `Names` of a GetParameters body with each `arn:…:parameter/<name>[:selector]` replaced by
