@@ -28,6 +28,7 @@ pub mod image;
 pub mod modes;
 pub mod options;
 pub mod select;
+pub mod sparse;
 
 pub use command::{Flags, SECRETS_INIT_BIN};
 pub use config::MutationConfig;
@@ -41,6 +42,7 @@ pub use modes::init_container::RunAsUser;
 pub use modes::{BIN_MOUNT_PATH, ImageSwap, InitContainer, ModeKind, MutationMode, SharedVolume};
 pub use options::*;
 pub use select::{ContainerKind, Selected};
+pub use sparse::SparsePod;
 
 /// Base name of the volume that carries the binary (`-1`, `-2`, ... appended when taken).
 pub const VOLUME_NAME: &str = "secrets-init-bin";

@@ -21,7 +21,7 @@ use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview,
 use kube_core::{DynamicObject, Resource, TypeMeta};
 use mutation_modes::{
     Decision, ImageConfig, ImageConfigError, ImageConfigSource, ImageConfigs, MutationConfig, Plan,
-    Planned, Platform, bounded,
+    Planned, Platform, SparsePod, bounded,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -587,7 +587,8 @@ fn caused_by<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'sta
 #[derive(Debug)]
 pub enum Review {
     /// The object (if any) decoded as a v1 Pod: the hot path, decoded once, straight into
-    /// the k8s-openapi type.
+    /// the k8s-openapi type, with only the fields the mutation reads
+    /// ([`mutation_modes::SparsePod`]).
     Pod(Box<AdmissionRequest<Pod>>),
     /// Any other object (another kind), or a Pod that does not decode as a v1 Pod
     /// (`pod_error` says why).
@@ -648,11 +649,8 @@ pub fn parse_review(body: &[u8]) -> Result<Review, String> {
         api_version: envelope.api_version,
         kind: envelope.kind,
     };
-    let review = match serde_json::from_str::<AdmissionRequest<Pod>>(raw.get()) {
-        Ok(mut request) => {
-            request.types = types;
-            Review::Pod(Box::new(request))
-        }
+    let review = match serde_json::from_str::<AdmissionRequest<SparsePod>>(raw.get()) {
+        Ok(request) => Review::Pod(Box::new(whole_pod_request(request, types))),
         Err(pod_error) => {
             match serde_json::from_str::<AdmissionRequest<DynamicObject>>(raw.get()) {
                 Ok(mut request) => {
@@ -678,6 +676,28 @@ pub fn parse_review(body: &[u8]) -> Result<Review, String> {
         return Err("AdmissionReview request has an empty `uid`".into());
     }
     Ok(review)
+}
+
+/// The request with its pods as plain `Pod`s (holding the fields the mutation reads).
+fn whole_pod_request(r: AdmissionRequest<SparsePod>, types: TypeMeta) -> AdmissionRequest<Pod> {
+    AdmissionRequest {
+        types,
+        uid: r.uid,
+        kind: r.kind,
+        resource: r.resource,
+        sub_resource: r.sub_resource,
+        request_kind: r.request_kind,
+        request_resource: r.request_resource,
+        request_sub_resource: r.request_sub_resource,
+        name: r.name,
+        namespace: r.namespace,
+        operation: r.operation,
+        user_info: r.user_info,
+        object: r.object.map(|p| p.0),
+        old_object: r.old_object.map(|p| p.0),
+        dry_run: r.dry_run,
+        options: r.options,
+    }
 }
 
 /// The API server always sends `application/json`; a body declared as anything else is
@@ -799,6 +819,133 @@ mod tests {
                 assert_ne!(request.kind.kind, "Pod");
             }
             pod => panic!("expected another kind, got {pod:?}"),
+        }
+    }
+
+    /// A pod that sets fields the mutation does not read, next to every field it does, in
+    /// every mode: the webhook's sparse decode gives the same patch as the whole Pod.
+    #[tokio::test]
+    async fn the_sparse_decode_gives_the_whole_pods_patch() {
+        let container = |name: &str, restart: Option<&str>| {
+            serde_json::json!({
+                "name": name, "image": "registry.example/app:1",
+                "command": ["/app"], "args": ["--port=$(PORT)"], "workingDir": "/srv",
+                "env": [
+                    {"name": "DB", "value": "awssm:prod/db#url"},
+                    {"name": "PORT", "value": "8080"},
+                    {"name": "CM", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}},
+                    {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+                ],
+                "envFrom": [{"secretRef": {"name": "s"}}],
+                "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "100m"}},
+                "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": true}],
+                "livenessProbe": {"exec": {"command": ["/check", "$(PORT)"]}, "periodSeconds": 5},
+                "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+                "startupProbe": {"tcpSocket": {"port": "http"}},
+                "lifecycle": {"preStop": {"exec": {"command": ["/drain"]}}},
+                "securityContext": {"runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}},
+                "restartPolicy": restart, "terminationMessagePolicy": "File",
+                "imagePullPolicy": "IfNotPresent"
+            })
+        };
+        let pod = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": "kitchen-sink", "namespace": "team", "uid": "0000",
+                "labels": {"app": "x"}, "ownerReferences": [{"apiVersion": "apps/v1",
+                "kind": "ReplicaSet", "name": "rs", "uid": "1"}],
+                "managedFields": [{"manager": "kubectl", "operation": "Update",
+                                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}],
+                "annotations": {"secretsinit.io/inject": "true",
+                                "secretsinit.io/mutate-probes": "true",
+                                "secretsinit.io/env-from": "awssm:prod/all"}
+            },
+            "spec": {
+                "initContainers": [container("migrate", None), container("proxy", Some("Always"))],
+                "containers": [container("app", None), container("worker", None)],
+                "ephemeralContainers": [{"name": "secrets-init", "image": "busybox"}],
+                "volumes": [
+                    {"name": "data", "persistentVolumeClaim": {"claimName": "d"}},
+                    {"name": "secrets-init-bin", "emptyDir": {}},
+                    {"name": "kube-api-access", "projected": {"sources": [
+                        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}
+                    ]}}
+                ],
+                "nodeSelector": {"kubernetes.io/arch": "arm64", "disk": "ssd"},
+                "os": {"name": "linux"},
+                "shareProcessNamespace": false,
+                "affinity": {"nodeAffinity": {}}, "tolerations": [{"operator": "Exists"}],
+                "securityContext": {"fsGroup": 2000}, "serviceAccountName": "sa",
+                "dnsPolicy": "ClusterFirst", "priority": 0
+            },
+            "status": {"phase": "Pending", "qosClass": "Burstable"}
+        });
+        let review = |pod: &serde_json::Value| {
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {
+                    "uid": "u-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "operation": "CREATE", "userInfo": {"username": "me"}, "object": pod
+                }
+            }))
+            .expect("json")
+        };
+        struct AnyImage;
+        impl ImageConfigSource for AnyImage {
+            async fn image_config(
+                &self,
+                _: &str,
+                _: &Platform,
+            ) -> Result<ImageConfig, ImageConfigError> {
+                Ok(ImageConfig {
+                    entrypoint: Some(vec!["/entry".into()]),
+                    cmd: Some(vec!["serve".into()]),
+                })
+            }
+        }
+        let outcome =
+            async |pod: &Pod, config: &MutationConfig| match mutation_modes::plan(pod, config) {
+                Ok(Planned::Mutate(plan)) => {
+                    let configs = mutation_modes::look_up(&plan, &AnyImage)
+                        .await
+                        .expect("configs");
+                    format!("{:?}", mutation_modes::build_patch(pod, &plan, &configs))
+                }
+                other => format!("{other:?}"),
+            };
+        let mut pods = vec![pod.clone()];
+        let mut without_command = pod.clone();
+        for list in ["initContainers", "containers"] {
+            for c in without_command["spec"][list].as_array_mut().expect("list") {
+                c.as_object_mut().expect("container").remove("command");
+            }
+        }
+        pods.push(without_command);
+        use mutation_modes::ModeKind;
+        for mode in [
+            ModeKind::InitContainer,
+            ModeKind::SharedVolume,
+            ModeKind::ImageSwap,
+        ] {
+            let config = MutationConfig {
+                default_mode: mode,
+                ..MutationConfig::default()
+            };
+            for pod in &pods {
+                let Review::Pod(sparse) = parse_review(&review(pod)).expect("review") else {
+                    panic!("not read as a pod");
+                };
+                let whole: Pod = serde_json::from_value(pod.clone()).expect("pod");
+                let sparse = outcome(sparse.object.as_ref().expect("object"), &config).await;
+                assert!(
+                    sparse.contains("Mutated") || sparse.contains("Mutate"),
+                    "{mode}: {sparse}"
+                );
+                assert_eq!(sparse, outcome(&whole, &config).await, "{mode}");
+            }
         }
     }
 }

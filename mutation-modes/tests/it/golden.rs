@@ -19,7 +19,9 @@ use std::path::Path;
 
 use crate::common::{FakeImage, FakeImages, base_config, golden_dir, read_yaml};
 use k8s_openapi::api::core::v1::Pod;
-use mutation_modes::{ANNOTATION_INJECTED, Decision, ModeKind, MutationConfig, mutate_pod};
+use mutation_modes::{
+    ANNOTATION_INJECTED, Decision, ModeKind, MutationConfig, SparsePod, mutate_pod,
+};
 use serde_json::Value;
 
 fn case_config(dir: &Path, mode: ModeKind) -> MutationConfig {
@@ -51,10 +53,28 @@ fn file_name(kind: &str, mode: ModeKind) -> String {
 }
 
 /// Runs one case in one mode; returns the rendered outcome and the patched pod (if mutated).
+///
+/// The pod is decoded as the webhook decodes it ([`SparsePod`]: only the fields the mutation
+/// reads), and again whole as a `k8s_openapi` Pod: both must give the same outcome, or the
+/// mutation reads a field the sparse decoder leaves out.
 async fn run(dir: &Path, mode: ModeKind) -> (Outcome, Option<Value>) {
     let input: Value = read_yaml(&dir.join("input.yaml"));
-    let pod: Pod = serde_json::from_value(input.clone())
+    let sparse: SparsePod = serde_json::from_value(input.clone())
         .unwrap_or_else(|e| panic!("{}: input.yaml is not a Pod: {e}", dir.display()));
+    let whole: Pod = serde_json::from_value(input.clone())
+        .unwrap_or_else(|e| panic!("{}: input.yaml is not a Pod: {e}", dir.display()));
+    let got = run_pod(dir, mode, &input, &sparse.0).await;
+    let from_whole = run_pod(dir, mode, &input, &whole).await;
+    assert_eq!(
+        got,
+        from_whole,
+        "{} ({mode}): the sparse decode and the whole Pod give different outcomes",
+        dir.display()
+    );
+    got
+}
+
+async fn run_pod(dir: &Path, mode: ModeKind, input: &Value, pod: &Pod) -> (Outcome, Option<Value>) {
     let table: BTreeMap<String, FakeImage> = if dir.join("images.yaml").exists() {
         read_yaml(&dir.join("images.yaml"))
     } else {
@@ -64,7 +84,7 @@ async fn run(dir: &Path, mode: ModeKind) -> (Outcome, Option<Value>) {
     let config = case_config(dir, mode);
     let mut out = Outcome::default();
     let mut patched = None;
-    match mutate_pod(&pod, &config, &images).await {
+    match mutate_pod(pod, &config, &images).await {
         Ok(Decision::Mutated {
             mode: used,
             patch,
