@@ -4,8 +4,10 @@
 //!   an app container whose program comes from the image config, a log-shipper sidecar,
 //!   projected token volume, probes) — goal: < 50 µs;
 //! - `containers-50`: 50 containers over 10 images, every other one setting `command`;
-//! - `typical-json`: decode the pod from JSON, mutate, encode the patch — the pure CPU
-//!   the webhook spends per admission besides TLS, HTTP and the AdmissionReview envelope.
+//! - `typical-json`: decode the pod from JSON as the webhook does ([`SparsePod`]: only the
+//!   fields the mutation reads; until be2dc5c the whole `k8s_openapi` Pod), mutate, encode
+//!   the patch — the pure CPU the webhook spends per admission besides TLS, HTTP and the
+//!   AdmissionReview envelope.
 //!
 //! The image source answers at once from memory (the webhook's warm cache), so the numbers
 //! are the mutation's own cost. Run: `cargo bench -p mutation-modes --bench mutate`; with
@@ -20,7 +22,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use mutation_modes::{
     ANNOTATION_INJECT, Decision, ImageConfig, ImageConfigError, ImageConfigSource, ModeKind,
-    MutationConfig, Platform, mutate_pod,
+    MutationConfig, Platform, SparsePod, mutate_pod,
 };
 
 const TYPICAL: &str = include_str!("pods/typical.json");
@@ -135,9 +137,9 @@ fn benches(c: &mut Criterion) {
         });
         c.bench_function(&format!("typical-json/{mode}"), |b| {
             b.iter(|| {
-                let pod: Pod = serde_json::from_str(black_box(TYPICAL))
+                let pod: SparsePod = serde_json::from_str(black_box(TYPICAL))
                     .unwrap_or_else(|e| panic!("typical.json: {e}"));
-                let patch = expect_mutated(run_ready(mutate_pod(&pod, &cfg, &WarmImages)));
+                let patch = expect_mutated(run_ready(mutate_pod(&pod.0, &cfg, &WarmImages)));
                 serde_json::to_vec(&patch).unwrap_or_else(|e| panic!("patch: {e}"))
             });
         });
