@@ -1,13 +1,13 @@
-//! The real `secrets-init-webhook` binary: configuration precedence, SIGTERM drain with a
-//! request in flight, OTLP trace export, development mode with the README's example.
+//! The real `secrets-init-webhook` binary: configuration precedence, OTLP trace export,
+//! development mode with the README's example, a rolling restart under load. (Signals and
+//! the shutdown sequence are in `lifecycle.rs`.)
 
 use crate::common;
 // The image tests' real registry (Debian's docker-registry) and image pusher.
 use crate::images_support;
 
-use std::io::BufRead;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,18 +18,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-const BIN: &str = env!("CARGO_BIN_EXE_secrets-init-webhook");
-
-/// A command with a clean environment (no stray `SECRETS_INIT_WEBHOOK_*` from the caller).
-fn webhook() -> Command {
-    let mut c = Command::new(BIN);
-    c.env_clear();
-    c.stdin(Stdio::null());
-    c
-}
+use common::Process as Running;
+use common::webhook_command as webhook;
 
 fn print_config(cmd: &mut Command) -> Value {
     let out = cmd.arg("--print-config").output().expect("run binary");
@@ -171,107 +163,6 @@ fn bad_configuration_fails_with_a_message_naming_the_problem() {
     }
 }
 
-/// A running binary whose JSON log lines are collected.
-struct Running {
-    child: Child,
-    lines: Arc<Mutex<Vec<Value>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-    addr: SocketAddr,
-    metrics_addr: SocketAddr,
-}
-
-impl Running {
-    fn start(extra_args: &[&str], extra_env: &[(&str, &str)]) -> Self {
-        let mut cmd = webhook();
-        cmd.args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null());
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn webhook");
-        let stderr = child.stderr.take().expect("stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<(SocketAddr, SocketAddr)>();
-        let reader = {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    // Log lines are JSON; a final error line (from main) is plain text.
-                    let v = serde_json::from_str::<Value>(&line).unwrap_or(Value::String(line));
-                    if v["fields"]["message"] == "secrets-init-webhook serving" {
-                        let parse = |k: &str| v["fields"][k].as_str().and_then(|s| s.parse().ok());
-                        if let (Some(a), Some(m)) = (parse("listen"), parse("metrics_listen")) {
-                            let _ = tx.send((a, m));
-                        }
-                    }
-                    lines.lock().expect("lock").push(v);
-                }
-            })
-        };
-        let (addr, metrics_addr) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the webhook logs its listen addresses within 30 s");
-        Self {
-            child,
-            lines,
-            reader: Some(reader),
-            addr,
-            metrics_addr,
-        }
-    }
-
-    /// After exit: waits until every log line has been read.
-    fn join_logs(&mut self) {
-        if let Some(r) = self.reader.take() {
-            r.join().expect("log reader");
-        }
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    /// Waits for exit within `within`; kills and fails otherwise.
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the webhook did not exit within {within:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn logged(&self, message: &str) -> bool {
-        self.lines
-            .lock()
-            .expect("lock")
-            .iter()
-            .any(|v| v["fields"]["message"] == message)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 fn insecure_client() -> reqwest::Client {
     reqwest::Client::builder()
         .tls_backend_preconfigured(dev_tls_config())
@@ -308,82 +199,6 @@ async fn readme_example_in_development_mode_returns_a_patch() {
     assert_eq!(v["response"]["allowed"], true);
     assert_eq!(v["response"]["patchType"], "JSONPatch");
     running.sigterm();
-}
-
-#[tokio::test]
-async fn sigterm_turns_readiness_off_and_drains_in_flight_requests() {
-    let mut running = Running::start(
-        &["--shutdown-delay", "1s", "--shutdown-timeout", "10s"],
-        &[],
-    );
-    let addr = running.addr;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(dev_tls_config()));
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-
-    // A request in flight: headers and half the body sent.
-    let body = common::example("pod-with-command.json");
-    let (first, rest) = body.split_at(body.len() / 2);
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut tls = connector
-        .connect(name.clone(), tcp)
-        .await
-        .expect("handshake");
-    let head = format!(
-        "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    tls.write_all(head.as_bytes()).await.expect("head");
-    tls.write_all(first).await.expect("first half");
-    tls.flush().await.expect("flush");
-
-    running.sigterm();
-
-    // Readiness turns false while the server still answers.
-    let readyz = |c: reqwest::Client| async move {
-        c.get(format!("https://{addr}/readyz"))
-            .send()
-            .await
-            .ok()
-            .map(|r| r.status().as_u16())
-    };
-    common::eventually(Duration::from_secs(5), "/readyz to report 503", || {
-        let c = insecure_client();
-        async move { (readyz(c).await? == 503).then_some(()) }
-    })
-    .await;
-    // Then the listener closes: new connections are refused.
-    common::eventually(
-        Duration::from_secs(5),
-        "the listener to close",
-        || async move {
-            tokio::net::TcpStream::connect(addr)
-                .await
-                .is_err()
-                .then_some(())
-        },
-    )
-    .await;
-
-    // The in-flight request still completes.
-    tls.write_all(rest).await.expect("rest of the body");
-    tls.flush().await.expect("flush");
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer))
-        .await
-        .expect("answer within 10 s")
-        .expect("read");
-    let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(
-        text.contains("705ab4f5-6393-11e8-b7cc-42010a800002"),
-        "uid echoed: {text}"
-    );
-    assert!(text.contains("\"allowed\":true"), "{text}");
-
-    let status = running.wait_exit(Duration::from_secs(15));
-    assert!(status.success(), "clean exit after drain: {status:?}");
-    running.join_logs();
-    assert!(running.logged("all connections drained"));
 }
 
 /// Collects exported spans.
@@ -764,7 +579,7 @@ async fn serves_at_least(r: &Running, n: f64) {
 async fn exits(r: &mut Running, within: Duration) -> std::process::ExitStatus {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        if let Some(status) = r.child.try_wait().expect("try_wait") {
+        if let Some(status) = r.try_wait() {
             return status;
         }
         assert!(
@@ -845,6 +660,11 @@ async fn rolling_restart_under_keep_alive_load_fails_no_admission() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start hey");
+    // Both pipes are read while hey runs: a pipe nobody reads blocks hey once it is full.
+    let report = common::read_all(load.stdout.take().expect("stdout"));
+    let hey_errors = common::read_all(load.stderr.take().expect("stderr"));
+    // A failing assertion below must not leave hey loading the machine for 300 s.
+    let mut load = common::KillOnDrop(load);
 
     serves_at_least(&a, 300.0).await;
     let mut b = replica();
@@ -862,19 +682,18 @@ async fn rolling_restart_under_keep_alive_load_fails_no_admission() {
 
     // hey prints its report on SIGINT.
     let status = Command::new("kill")
-        .args(["-INT", &load.id().to_string()])
+        .args(["-INT", &load.0.id().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut load.stdout.take().expect("stdout"), &mut out)
-        .expect("read hey's report");
-    let exit = load.wait().expect("hey exits");
+    let exit = load.0.wait().expect("hey exits");
+    let out = report.join().expect("hey's report");
+    let err_out = hey_errors.join().expect("hey's stderr");
     let (ok, other, errors) = hey_report(&out);
     eprintln!(
         "rolling restart: {ok} admissions answered 200, {other} other statuses, errors: {errors:?}"
     );
-    assert!(exit.success() || ok > 0, "hey failed: {out}");
+    assert!(exit.success() || ok > 0, "hey failed: {out}{err_out}");
     assert!(ok >= 900, "too little load to mean anything: {out}");
     assert!(
         other == 0 && errors.is_empty(),

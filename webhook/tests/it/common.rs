@@ -60,6 +60,23 @@ impl Ca {
         self.sign(params)
     }
 
+    /// A serving certificate like [`Ca::server_pair`], valid only between the two Unix times.
+    pub fn server_pair_valid(&self, serial: u8, not_before: i64, not_after: i64) -> Pair {
+        let at = |secs: i64| {
+            x509_parser::time::ASN1Time::from_timestamp(secs)
+                .expect("a representable time")
+                .to_datetime()
+        };
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("server params");
+        params.serial_number = Some(SerialNumber::from_slice(&[0x01, serial]));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.not_before = at(not_before);
+        params.not_after = at(not_after);
+        self.sign(params)
+    }
+
     /// A client certificate.
     pub fn client_pair(&self, cn: &str) -> Pair {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
@@ -82,6 +99,23 @@ impl Ca {
 pub fn pem_serial(pem: &str) -> String {
     let der = CertificateDer::from_pem_slice(pem.as_bytes()).expect("pem");
     der_serial(&der)
+}
+
+/// notAfter of a PEM certificate, Unix seconds.
+pub fn pem_not_after(pem: &str) -> i64 {
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).expect("pem");
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("x509");
+    cert.validity().not_after.timestamp()
+}
+
+/// Now, Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        .try_into()
+        .expect("fits i64")
 }
 
 pub fn der_serial(der: &[u8]) -> String {
@@ -410,6 +444,11 @@ impl SecretVolume {
         self.0.swap(&Self::files(pair));
     }
 
+    /// The path of `tls.crt` or `tls.key` as the webhook is given it.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.path(name)
+    }
+
     fn files(pair: &Pair) -> [(&'static str, &str); 2] {
         [("tls.crt", &pair.cert_pem), ("tls.key", &pair.key_pem)]
     }
@@ -475,4 +514,166 @@ pub fn insecure_client_config() -> rustls::ClientConfig {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAll(provider)))
         .with_no_client_auth()
+}
+
+/// The `secrets-init-webhook` binary built for these tests.
+pub const WEBHOOK_BIN: &str = env!("CARGO_BIN_EXE_secrets-init-webhook");
+
+/// A command for the real binary with a clean environment (no stray
+/// `SECRETS_INIT_WEBHOOK_*` from the caller).
+pub fn webhook_command() -> std::process::Command {
+    let mut c = std::process::Command::new(WEBHOOK_BIN);
+    c.env_clear();
+    c.stdin(std::process::Stdio::null());
+    c
+}
+
+/// The real binary, running on loopback ports it picked itself (port 0, read back from its
+/// "serving" log line); its JSON log lines are collected by a thread that reads stderr for as
+/// long as the process lives, so the pipe never fills up. Killed on drop.
+pub struct Process {
+    child: std::process::Child,
+    lines: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+}
+
+impl Process {
+    pub fn start(extra_args: &[&str], extra_env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead as _;
+        use std::process::Stdio;
+        let mut cmd = webhook_command();
+        cmd.args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn webhook");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<(SocketAddr, SocketAddr)>();
+        let reader = {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    // Log lines are JSON; a final error line (from main) is plain text.
+                    let v = serde_json::from_str::<serde_json::Value>(&line)
+                        .unwrap_or(serde_json::Value::String(line));
+                    if v["fields"]["message"] == "secrets-init-webhook serving" {
+                        let parse = |k: &str| v["fields"][k].as_str().and_then(|s| s.parse().ok());
+                        if let (Some(a), Some(m)) = (parse("listen"), parse("metrics_listen")) {
+                            let _ = tx.send((a, m));
+                        }
+                    }
+                    lines.lock().expect("lock").push(v);
+                }
+            })
+        };
+        let (addr, metrics_addr) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the webhook logs its listen addresses within 30 s");
+        Self {
+            child,
+            lines,
+            reader: Some(reader),
+            addr,
+            metrics_addr,
+        }
+    }
+
+    /// After exit: waits until every log line has been read.
+    pub fn join_logs(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.join().expect("log reader");
+        }
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, ...).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
+    /// Waits for exit within `within`; kills and fails otherwise.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the webhook did not exit within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether a log line with exactly this message was written.
+    pub fn logged(&self, message: &str) -> bool {
+        self.line(message).is_some()
+    }
+
+    /// The first log line with exactly this message.
+    pub fn line(&self, message: &str) -> Option<serde_json::Value> {
+        self.lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|v| v["fields"]["message"] == message)
+            .cloned()
+    }
+
+    /// Every log line so far (for failure messages).
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        self.lines.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Reads `from` to the end on a thread of its own, so a child writing more than a pipe
+/// holds (64 KiB on Linux) never blocks on it; join for the text.
+pub fn read_all<R: std::io::Read + Send + 'static>(mut from: R) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = from.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// A child process killed (and reaped) when this goes out of scope, a failed assertion
+/// included.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
