@@ -22,7 +22,7 @@ use crate::Error;
 
 pub use certs::LoadedCert;
 pub use client_ca::{ClientCaReloader, ClientCaVerifier, load_ca};
-pub use reload::{CertReloader, CertResolver, Watched, watch};
+pub use reload::{CertReloader, CertResolver, Watched, watch, watch_every};
 
 /// The crypto provider used everywhere in the webhook (ring; no aws-lc).
 pub fn provider() -> Arc<CryptoProvider> {

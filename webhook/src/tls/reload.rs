@@ -214,6 +214,15 @@ fn watch_dirs(items: &[Arc<dyn Watched>]) -> Vec<PathBuf> {
 /// [`DEBOUNCE`]), and every [`RECHECK`], re-reads them all (each ignores unchanged
 /// contents). The returned task runs until aborted (dropping it does not stop it).
 pub fn watch(items: Vec<Arc<dyn Watched>>) -> Result<JoinHandle<()>, Error> {
+    watch_every(items, RECHECK)
+}
+
+/// [`watch`] with another re-check interval. Not a setting of the webhook: it exists so
+/// the integration tests can see the periodic re-check without waiting a minute.
+pub fn watch_every(
+    items: Vec<Arc<dyn Watched>>,
+    recheck: Duration,
+) -> Result<JoinHandle<()>, Error> {
     let dirs = watch_dirs(&items);
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -242,7 +251,7 @@ pub fn watch(items: Vec<Arc<dyn Watched>>) -> Result<JoinHandle<()>, Error> {
     let task = tokio::spawn(async move {
         let _watcher = watcher; // lives as long as the task
         loop {
-            match tokio::time::timeout(RECHECK, rx.recv()).await {
+            match tokio::time::timeout(recheck, rx.recv()).await {
                 Ok(None) => return,
                 Ok(Some(())) => {
                     // Debounce: wait until the directories have been quiet for a moment.

@@ -417,3 +417,267 @@ async fn slow_clients_are_dropped_after_the_read_timeout() {
     );
     server.stop().await;
 }
+
+/// The binary with `--tls-cert`/`--tls-key` (and `extra` flags), on loopback ports it picks.
+fn serve_files(cert: &std::path::Path, key: &std::path::Path, extra: &[&str]) -> common::Process {
+    let mut args = vec![
+        "--shutdown-delay".to_owned(),
+        "0".to_owned(),
+        "--tls-cert".to_owned(),
+        cert.display().to_string(),
+        "--tls-key".to_owned(),
+        key.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::Process::start(&args, &[])
+}
+
+/// An hour ago to a minute ago.
+fn expired_pair(ca: &Ca, serial: u8) -> common::Pair {
+    let now = common::unix_now();
+    ca.server_pair_valid(serial, now - 3600, now - 60)
+}
+
+#[test]
+fn an_expired_certificate_is_refused_at_start_up() {
+    let ca = Ca::new("serving");
+    let dir = tempfile::tempdir().expect("tmp");
+    let pair = expired_pair(&ca, 1);
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, &pair.cert_pem).expect("crt");
+    std::fs::write(&key, &pair.key_pem).expect("key");
+    let mut child = common::webhook_command()
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the webhook");
+    let stderr = common::read_all(child.stderr.take().expect("stderr"));
+    // A webhook that accepted the certificate would serve until killed: bounded wait.
+    let mut child = common::KillOnDrop(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("try_wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.0.kill();
+            let _ = child.0.wait();
+            panic!(
+                "still running 30 s after start with an expired certificate: {}",
+                stderr.join().expect("stderr")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = stderr.join().expect("stderr");
+    assert!(
+        !status.success(),
+        "exit 0 with an expired certificate: {stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("secrets-init-webhook: ")
+            && last.contains(&format!("certificate {} expired at", cert.display()))
+            && last.contains("renew it"),
+        "the last line says which certificate expired: {stderr}"
+    );
+    assert!(
+        !stderr.contains("secrets-init-webhook serving"),
+        "never served: {stderr}"
+    );
+}
+
+/// A rotation to an expired pair is refused like any bad pair: counted, logged with the
+/// reason, the previous certificate keeps serving and the expiry gauge keeps its notAfter.
+/// A good pair afterwards is taken.
+#[tokio::test]
+async fn rotation_to_an_expired_certificate_keeps_the_previous_one() {
+    let ca = Ca::new("serving");
+    let dir = tempfile::tempdir().expect("tmp");
+    let good = ca.server_pair(1);
+    let mut vol = SecretVolume::new(dir.path(), &good);
+    let running = serve_files(&vol.path("tls.crt"), &vol.path("tls.key"), &[]);
+    let client = tls13(&ca);
+
+    vol.swap(&expired_pair(&ca, 2));
+    let m = eventually(
+        Duration::from_secs(10),
+        "the expired pair to be refused",
+        || async {
+            let m = scrape(running.metrics_addr).await;
+            (m["secrets_init_webhook_tls_reloads_total{result=\"error\"}"] >= 1.0).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(
+        m["secrets_init_webhook_tls_reloads_total{result=\"ok\"}"],
+        0.0
+    );
+    assert_eq!(
+        m["secrets_init_webhook_tls_cert_expiry_timestamp_seconds"],
+        common::pem_not_after(&good.cert_pem) as f64,
+        "the gauge describes the certificate still in use"
+    );
+    let p = probe(running.addr, client.clone(), "/readyz")
+        .await
+        .expect("still serving, and still trusted");
+    assert_eq!(p.serial, pem_serial(&good.cert_pem));
+    assert!(
+        p.status_line.starts_with("HTTP/1.1 200"),
+        "{}",
+        p.status_line
+    );
+    let lines = running.lines();
+    let refused = running
+        .line("new serving certificate rejected; the previous certificate stays in use")
+        .unwrap_or_else(|| panic!("no log line for the refused pair: {lines:?}"));
+    assert_eq!(refused["level"], "ERROR", "{refused}");
+    let error = refused["fields"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("expired at"), "{refused}");
+
+    let renewed = ca.server_pair(3);
+    vol.swap(&renewed);
+    let want = pem_serial(&renewed.cert_pem);
+    eventually(
+        Duration::from_secs(10),
+        "the renewed pair to be served",
+        || {
+            let (client, want) = (client.clone(), want.clone());
+            async move {
+                (probe(running.addr, client, "/healthz").await.ok()?.serial == want).then_some(())
+            }
+        },
+    )
+    .await;
+    let m = scrape(running.metrics_addr).await;
+    assert_eq!(
+        m["secrets_init_webhook_tls_reloads_total{result=\"ok\"}"],
+        1.0
+    );
+    assert_eq!(
+        m["secrets_init_webhook_tls_cert_expiry_timestamp_seconds"],
+        common::pem_not_after(&renewed.cert_pem) as f64
+    );
+}
+
+/// A certificate that runs out while it is served: the webhook keeps serving it (every
+/// replica has the same Secret, so turning unready would take the whole Service down with
+/// no benefit; the expiry gauge is what the alerts in `deploy/prometheus` watch), clients
+/// that verify refuse it, and the renewed Secret is picked up without a restart.
+#[tokio::test]
+async fn a_certificate_expiring_while_served_is_replaced_by_the_renewed_one() {
+    let ca = Ca::new("serving");
+    let dir = tempfile::tempdir().expect("tmp");
+    let now = common::unix_now();
+    let short = ca.server_pair_valid(1, now - 3600, now + 2);
+    let mut vol = SecretVolume::new(dir.path(), &short);
+    let server = start(vol.config(), TableImages::default()).await;
+    let client = tls13(&ca);
+    let m = scrape(server.metrics_addr).await;
+    assert_eq!(
+        m["secrets_init_webhook_tls_cert_expiry_timestamp_seconds"],
+        common::pem_not_after(&short.cert_pem) as f64
+    );
+
+    let err = eventually(
+        Duration::from_secs(30),
+        "verifying clients to see the certificate expired",
+        || {
+            let client = client.clone();
+            async move { probe(server.addr, client, "/healthz").await.err() }
+        },
+    )
+    .await;
+    assert!(err.contains("xpired"), "{err}");
+    let blind = Arc::new(common::insecure_client_config());
+    let p = probe(server.addr, blind, "/readyz")
+        .await
+        .expect("still serving");
+    assert_eq!(p.serial, pem_serial(&short.cert_pem));
+    assert!(
+        p.status_line.starts_with("HTTP/1.1 200"),
+        "{}",
+        p.status_line
+    );
+    let m = scrape(server.metrics_addr).await;
+    assert!(
+        m["secrets_init_webhook_tls_cert_expiry_timestamp_seconds"] < common::unix_now() as f64,
+        "the gauge shows a notAfter in the past, which the alerts fire on"
+    );
+
+    let renewed = ca.server_pair(2);
+    vol.swap(&renewed);
+    let want = pem_serial(&renewed.cert_pem);
+    eventually(Duration::from_secs(10), "the renewed certificate", || {
+        let (client, want) = (client.clone(), want.clone());
+        async move { (probe(server.addr, client, "/healthz").await.ok()?.serial == want).then_some(()) }
+    })
+    .await;
+    let m = scrape(server.metrics_addr).await;
+    assert_eq!(
+        m["secrets_init_webhook_tls_cert_expiry_timestamp_seconds"],
+        common::pem_not_after(&renewed.cert_pem) as f64
+    );
+    assert_eq!(
+        m["secrets_init_webhook_tls_reloads_total{result=\"ok\"}"],
+        1.0
+    );
+    server.stop().await;
+}
+
+/// The periodic re-check catches a change no filesystem event reports: here the watched
+/// directory holds symlinks into a directory that is not watched (as with a hostPath or a
+/// projected layout of another tool), and the files are rewritten there. The interval is
+/// 300 ms instead of the webhook's minute (`watch_every` exists for this).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_recheck_picks_up_changes_no_event_reports() {
+    use secrets_init_webhook::tls::{CertReloader, Watched, watch_every};
+    let ca = Ca::new("serving");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (watched, store) = (dir.path().join("watched"), dir.path().join("store"));
+    std::fs::create_dir(&watched).expect("mkdir");
+    std::fs::create_dir(&store).expect("mkdir");
+    let first = ca.server_pair(1);
+    std::fs::write(store.join("tls.crt"), &first.cert_pem).expect("crt");
+    std::fs::write(store.join("tls.key"), &first.key_pem).expect("key");
+    for name in ["tls.crt", "tls.key"] {
+        std::os::unix::fs::symlink(store.join(name), watched.join(name)).expect("link");
+    }
+    let metrics = secrets_init_webhook::metrics::Metrics::new().expect("metrics");
+    let (reloader, resolver) = CertReloader::start(
+        &watched.join("tls.crt"),
+        &watched.join("tls.key"),
+        metrics.clone(),
+    )
+    .expect("first pair");
+    let items: Vec<Arc<dyn Watched>> = vec![reloader];
+    let task = watch_every(items, Duration::from_millis(300)).expect("watch");
+
+    let second = ca.server_pair(2);
+    // Key first: until the certificate follows, the pair does not match and is refused.
+    std::fs::write(store.join("tls.key"), &second.key_pem).expect("key");
+    std::fs::write(store.join("tls.crt"), &second.cert_pem).expect("crt");
+    let want = pem_serial(&second.cert_pem);
+    eventually(
+        Duration::from_secs(20),
+        "the re-check to swap the pair",
+        || {
+            let served = common::der_serial(&resolver.current().cert[0]);
+            let want = want.clone();
+            async move { (served == want).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(metrics.tls_reloads.with_label_values(&["ok"]).get(), 1);
+    assert_eq!(
+        metrics.tls_cert_expiry.get(),
+        common::pem_not_after(&second.cert_pem) as f64
+    );
+    task.abort();
+}
