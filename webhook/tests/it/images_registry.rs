@@ -487,9 +487,10 @@ async fn failures_are_cached_briefly_and_tags_expire() {
     let proxy_addr = proxy.addr.to_string();
     let image = format!("{proxy_addr}/late:v1");
 
-    // error_ttl 1 s: the second lookup right away is answered from the cache.
+    // error_ttl 1 h: the second lookup is answered from the cache however slow the machine
+    // is (a TTL of a second could run out between the two).
     let (src, metrics) = source(settings_with(&[&proxy_addr], |s| {
-        s.registry.image_cache_error_ttl = Duration::from_secs(1);
+        s.registry.image_cache_error_ttl = Duration::from_secs(3600);
         s.registry.image_cache_ttl = Duration::from_secs(3600);
     }))
     .await;
@@ -504,21 +505,36 @@ async fn failures_are_cached_briefly_and_tags_expire() {
     assert_eq!(requests_metric(&metrics, "error"), 2);
     assert_eq!(fetches_metric(&metrics), 1);
 
-    // Once pushed, the failure expires and the image is found.
+    // A brief error_ttl: once the image is pushed, the cached failure runs out and the
+    // image is found (waited for, not timed).
+    let (brief, _m) = source(settings_with(&[&proxy_addr], |s| {
+        s.registry.image_cache_error_ttl = Duration::from_millis(300);
+        s.registry.image_cache_ttl = Duration::from_secs(3600);
+    }))
+    .await;
+    let err = brief
+        .image_config(&image, &amd64())
+        .await
+        .expect_err("not yet pushed");
+    assert!(matches!(err, ImageConfigError::NotFound { .. }), "{err:?}");
     let (digest, _) = reg
         .push_image("late", "v1", &TestImage::new(Some(&["/first"]), None))
         .await;
     wait_until(
         "the cached failure to expire",
-        Duration::from_secs(15),
-        || async { src.image_config(&image, &amd64()).await.is_ok() },
+        Duration::from_secs(30),
+        || async { brief.image_config(&image, &amd64()).await.is_ok() },
     )
     .await;
+    // The long-lived failure is still what `src` answers.
+    src.image_config(&image, &amd64())
+        .await
+        .expect_err("failure cached for an hour");
 
     // tag_ttl 1 h: moving the tag is not seen.
     reg.push_image("late", "v1", &TestImage::new(Some(&["/second"]), None))
         .await;
-    let got = src.image_config(&image, &amd64()).await.expect("cached");
+    let got = brief.image_config(&image, &amd64()).await.expect("cached");
     assert_eq!(got.entrypoint, Some(vec!["/first".to_owned()]));
 
     // A source with a short tag TTL sees the moved tag; its digest entry stays cached.
@@ -539,7 +555,7 @@ async fn failures_are_cached_briefly_and_tags_expire() {
     let tag_gets = manifest_gets(&proxy, "late", "v1");
     wait_until(
         "the tag entry to expire",
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         || async {
             short
                 .image_config(&image, &amd64())
@@ -713,4 +729,94 @@ async fn image_configs_of_a_mirrored_registry_come_from_the_mirror() {
         .await
         .expect_err("not mirrored");
     assert!(err.to_string().contains("unmirrored.invalid"), "{err}");
+}
+
+/// The docker config is re-read on each registry fetch: when its Secret is updated (the
+/// kubelet's `..data` symlink swap) or the file is rewritten in place, the next fetch uses
+/// the new credentials, with no restart. A proxy in front of the registry records the
+/// `Authorization` header of every request (compared here, never printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotated_docker_config_credentials_are_used_by_the_next_fetch() {
+    use crate::common::DataVolume;
+    let reg = TestRegistry::start_with_users(&[
+        ("puller-a", "first-pass-111"),
+        ("puller-b", "second-pass-222"),
+    ])
+    .await;
+    for tag in ["v1", "v2", "v3", "v4"] {
+        reg.push_image(
+            "private/app",
+            tag,
+            &TestImage::new(Some(&[&format!("/{tag}")]), None),
+        )
+        .await;
+    }
+    let proxy = CountingProxy::start(&format!("http://{}", reg.addr)).await;
+    let proxy_addr = proxy.addr.to_string();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let config = |user_pass: &str| {
+        serde_json::json!({"auths": {proxy_addr.clone(): {"auth": b64(user_pass)}}}).to_string()
+    };
+    let basic_a = format!("Basic {}", b64("puller-a:first-pass-111"));
+    let basic_b = format!("Basic {}", b64("puller-b:second-pass-222"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut vol = DataVolume::new(
+        dir.path(),
+        &[("config.json", &config("puller-a:first-pass-111"))],
+    );
+    let cfg_path = vol.path("config.json");
+    let (src, _m) = source(settings_with(&[&proxy_addr], |s| {
+        s.registry.docker_config = Some(cfg_path.clone());
+    }))
+    .await;
+    // Each lookup below names another tag: a cache miss, so a registry fetch.
+    let fetch = |tag: &'static str| {
+        let (src, image) = (src.clone(), format!("{proxy_addr}/private/app:{tag}"));
+        async move { src.image_config(&image, &amd64()).await }
+    };
+    let with = |auth: &str, from: usize| {
+        proxy.requests()[from..]
+            .iter()
+            .filter(|r| r.authorization.as_deref() == Some(auth))
+            .count()
+    };
+
+    let got = fetch("v1").await.expect("with the first credentials");
+    assert_eq!(got.entrypoint, Some(vec!["/v1".to_owned()]));
+    assert!(with(&basic_a, 0) >= 1, "the first credentials were sent");
+    assert_eq!(with(&basic_b, 0), 0);
+
+    // The kubelet's update of a Secret volume.
+    vol.swap(&[("config.json", &config("puller-b:second-pass-222"))]);
+    let mark = proxy.requests().len();
+    let got = fetch("v2").await.expect("with the rotated credentials");
+    assert_eq!(got.entrypoint, Some(vec!["/v2".to_owned()]));
+    assert!(
+        with(&basic_b, mark) >= 1,
+        "the rotated credentials were sent"
+    );
+    assert_eq!(
+        with(&basic_a, mark),
+        0,
+        "the old credentials were sent after the rotation"
+    );
+
+    // A rewrite in place with a password the registry does not know: refused, naming the
+    // file (and not the password).
+    std::fs::write(&cfg_path, config("puller-b:revoked-pass-333")).expect("rewrite");
+    let err = fetch("v3").await.expect_err("revoked password");
+    let ImageConfigError::Other { reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        reason.contains("credentials rejected") && reason.contains(&cfg_path.display().to_string()),
+        "{reason}"
+    );
+    assert!(!reason.contains("revoked-pass-333"), "password in a denial");
+
+    // Fixed again: the next fetch works.
+    std::fs::write(&cfg_path, config("puller-b:second-pass-222")).expect("rewrite");
+    let got = fetch("v4").await.expect("with the fixed file");
+    assert_eq!(got.entrypoint, Some(vec!["/v4".to_owned()]));
 }

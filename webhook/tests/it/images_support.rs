@@ -113,78 +113,93 @@ pub struct TestRegistry {
 
 impl TestRegistry {
     pub async fn start() -> Self {
-        Self::start_inner(None).await
+        Self::start_inner(Vec::new()).await
     }
 
     pub async fn start_with_htpasswd(user: &str, password: &str) -> Self {
-        Self::start_inner(Some((user.to_owned(), password.to_owned()))).await
+        Self::start_with_users(&[(user, password)]).await
     }
 
-    async fn start_inner(basic: Option<(String, String)>) -> Self {
+    /// A registry that lets in each of `users` (name, password); the first one pushes.
+    pub async fn start_with_users(users: &[(&str, &str)]) -> Self {
+        let users: Vec<(String, String)> = users
+            .iter()
+            .map(|(u, p)| ((*u).to_owned(), (*p).to_owned()))
+            .collect();
+        Self::start_inner(users).await
+    }
+
+    async fn start_inner(users: Vec<(String, String)>) -> Self {
         let bin = require_tool("docker-registry");
         let dir = tempfile::tempdir().expect("tempdir");
         let mut auth = String::new();
-        if let Some((user, pass)) = &basic {
+        if !users.is_empty() {
             let htpasswd = require_tool("htpasswd");
-            let out = Command::new(htpasswd)
-                .args(["-Bbn", user, pass])
-                .output()
-                .expect("run htpasswd");
-            assert!(out.status.success(), "htpasswd failed: {out:?}");
+            let mut entries = Vec::new();
+            for (user, pass) in &users {
+                let out = Command::new(&htpasswd)
+                    .args(["-Bbn", user, pass])
+                    .output()
+                    .expect("run htpasswd");
+                // Not `{out:?}`: its stdout holds the password hash.
+                assert!(out.status.success(), "htpasswd failed for user {user}");
+                entries.extend_from_slice(String::from_utf8_lossy(&out.stdout).trim().as_bytes());
+                entries.push(b'\n');
+            }
             let file = dir.path().join("htpasswd");
-            std::fs::write(&file, &out.stdout).expect("write htpasswd");
+            std::fs::write(&file, entries).expect("write htpasswd");
             auth = format!(
                 "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
                 file.display()
             );
         }
-        for _attempt in 0..5 {
-            let port = free_port();
-            let addr = format!("127.0.0.1:{port}");
-            let config = format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: test-only-secret\n{auth}",
-                dir.path().join("storage").display()
-            );
-            let cfg_path = dir.path().join("config.yml");
-            std::fs::write(&cfg_path, config).expect("write registry config");
-            let log = dir.path().join(format!("registry-{port}.log"));
-            let logf = std::fs::File::create(&log).expect("log file");
-            let child = Command::new(&bin)
-                .arg("serve")
-                .arg(&cfg_path)
-                .stdin(Stdio::null())
-                .stdout(logf.try_clone().expect("dup log"))
-                .stderr(logf)
-                .spawn()
-                .expect("spawn docker-registry");
-            let mut proc = Proc { child, log };
-            let http = reqwest::Client::new();
-            let url = format!("http://{addr}/v2/");
-            let end = Instant::now() + Duration::from_secs(20);
-            let mut up = false;
-            while Instant::now() < end && !proc.exited() {
-                if let Ok(r) = http.get(&url).send().await
-                    && (r.status() == 200 || r.status() == 401)
-                {
-                    up = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        let basic = users.into_iter().next();
+        // Port 0: the registry binds a free port itself and names it in its "listening on"
+        // line, so no other process can take the port between our choice and its bind.
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: test-only-secret\n{auth}",
+            dir.path().join("storage").display()
+        );
+        let cfg_path = dir.path().join("config.yml");
+        std::fs::write(&cfg_path, config).expect("write registry config");
+        let log = dir.path().join("registry.log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(&bin)
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("dup log"))
+            .stderr(logf)
+            .spawn()
+            .expect("spawn docker-registry");
+        let mut proc = Proc { child, log };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let end = Instant::now() + Duration::from_secs(30);
+        let mut addr = None;
+        while Instant::now() < end && !proc.exited() {
+            if addr.is_none() {
+                addr = proc.log_text().lines().find_map(|l| {
+                    let rest = l.split("msg=\"listening on ").nth(1)?;
+                    Some(rest.split('"').next()?.to_owned())
+                });
             }
-            if up {
+            if let Some(a) = &addr
+                && let Ok(r) = http.get(format!("http://{a}/v2/")).send().await
+                && (r.status() == 200 || r.status() == 401)
+            {
                 return Self {
-                    addr,
+                    addr: a.clone(),
                     basic,
                     _proc: proc,
                     _dir: dir,
                 };
             }
-            eprintln!(
-                "docker-registry did not come up on {addr}: {}",
-                proc.log_text()
-            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("could not start docker-registry (see output above)");
+        panic!("docker-registry did not come up: {}", proc.log_text());
     }
 
     pub fn log(&self) -> String {
@@ -570,41 +585,47 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Started on port 0: moto binds a free port itself and names it in its "Running on"
+    /// line, so there is no window in which another process can take the port.
     pub async fn start() -> Self {
         let bin = require_tool("moto_server");
         let dir = tempfile::tempdir().expect("tempdir");
-        for _attempt in 0..5 {
-            let port = free_port();
-            let log = dir.path().join(format!("moto-{port}.log"));
-            let logf = std::fs::File::create(&log).expect("log file");
-            let child = Command::new(&bin)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(logf.try_clone().expect("dup log"))
-                .stderr(logf)
-                .spawn()
-                .expect("spawn moto_server");
-            let mut proc = Proc { child, log };
-            let url = format!("http://127.0.0.1:{port}");
-            let http = reqwest::Client::new();
-            let end = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < end && !proc.exited() {
-                if let Ok(r) = http.get(format!("{url}/moto-api/")).send().await
-                    && r.status().is_success()
-                {
-                    return Self {
-                        url,
-                        _proc: proc,
-                        _dir: dir,
-                    };
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        let log = dir.path().join("moto.log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("dup log"))
+            .stderr(logf)
+            .spawn()
+            .expect("spawn moto_server");
+        let mut proc = Proc { child, log };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let end = Instant::now() + Duration::from_secs(30);
+        let mut url = None;
+        while Instant::now() < end && !proc.exited() {
+            let text = proc.log_text();
+            if url.is_none() {
+                url = text
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("* Running on "))
+                    .map(|u| u.trim().trim_end_matches('/').to_owned());
             }
-            eprintln!(
-                "moto_server did not come up on port {port}: {}",
-                proc.log_text()
-            );
+            if let Some(u) = &url
+                && let Ok(r) = http.get(format!("{u}/moto-api/")).send().await
+                && r.status().is_success()
+            {
+                return Self {
+                    url: u.clone(),
+                    _proc: proc,
+                    _dir: dir,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("could not start moto_server (see output above)");
+        panic!("moto_server did not come up: {}", proc.log_text());
     }
 }
