@@ -619,6 +619,16 @@ struct Envelope<'a> {
     request: Option<&'a RawValue>,
 }
 
+/// The envelope with a pod request decoded in the same pass.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodEnvelope {
+    api_version: String,
+    kind: String,
+    #[serde(default)]
+    request: Option<AdmissionRequest<SparsePod>>,
+}
+
 /// Parses and checks an AdmissionReview; the error is the one-line reason for the 400.
 pub fn parse_review(body: &[u8]) -> Result<Review, String> {
     // serde_json checks UTF-8 only where it builds strings; a body is text throughout.
@@ -628,6 +638,22 @@ pub fn parse_review(body: &[u8]) -> Result<Review, String> {
             e.valid_up_to()
         )
     })?;
+    // The hot path, a v1 review of a pod, in one pass over the body. Anything else (another
+    // kind, a pod that does not decode, a malformed review) is read again below in two
+    // passes, which give the fallback and the precise messages. One pass instead of two
+    // saved ~10 % of the decode (callgrind, typical pod).
+    if let Ok(PodEnvelope {
+        api_version,
+        kind,
+        request: Some(request),
+    }) = serde_json::from_str::<PodEnvelope>(text)
+        && kind == "AdmissionReview"
+        && api_version == "admission.k8s.io/v1"
+        && !request.uid.is_empty()
+    {
+        let types = TypeMeta { api_version, kind };
+        return Ok(Review::Pod(Box::new(whole_pod_request(request, types))));
+    }
     let envelope: Envelope<'_> = serde_json::from_str(text)
         .map_err(|e| format!("request body is not an AdmissionReview: {e}"))?;
     if envelope.kind != "AdmissionReview" {
