@@ -16,7 +16,8 @@
 //! (the lookup failed, freshly or from a cached failure); and
 //! `secrets_init_webhook_image_config_fetch_duration_seconds` times each registry fetch.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use mutation_modes::{ImageConfig, ImageConfigError, ImageConfigSource, Platform};
@@ -99,11 +100,7 @@ impl Metrics {
 struct Inner {
     registry: RegistryClient,
     cache: moka::future::Cache<Key, Value>,
-    /// Image references as pods spell them, parsed. Parsing is the OCI reference grammar's
-    /// regex, which cost more than the rest of a warm-cache admission together (callgrind:
-    /// ~74 k instructions per parse of a 30-byte reference); a parse depends on the text
-    /// alone, so each spelling is parsed once while it stays in use.
-    parsed: moka::future::Cache<String, Reference>,
+    parsed: Spellings,
     metrics: Metrics,
 }
 
@@ -146,7 +143,7 @@ impl CachedImageSource {
             inner: Arc::new(Inner {
                 registry,
                 cache,
-                parsed: moka::future::Cache::new(settings.registry.image_cache_capacity),
+                parsed: Spellings::new(settings.registry.image_cache_capacity),
                 metrics,
             }),
         })
@@ -154,23 +151,21 @@ impl CachedImageSource {
 
     async fn lookup(&self, image: &str, platform: &Platform) -> Value {
         let inner = &self.inner;
-        let reference = match inner.parsed.get(image).await {
-            Some(r) => r,
+        let parsed = match inner.parsed.get(image) {
+            Some(p) => p,
             None => match parse_reference(image) {
-                Ok(r) => {
-                    inner.parsed.insert(image.to_owned(), r.clone()).await;
-                    r
-                }
+                Ok(reference) => inner.parsed.insert(image, reference),
                 Err(e) => {
                     inner.metrics.error.inc();
                     return Err(e.into_image_config_error(image));
                 }
             },
         };
+        let reference = &parsed.reference;
         let key = Key {
-            reference: reference.whole(),
+            reference: parsed.whole.clone(),
             platform: platform.clone(),
-            pinned: reference.digest().is_some(),
+            pinned: parsed.pinned,
         };
         // A plain read first: the entry API's single-flight machinery (a waiter map, an
         // initializer future) is for misses, and cost ~18 k instructions per warm lookup.
@@ -186,7 +181,7 @@ impl CachedImageSource {
             .entry(key)
             .or_insert_with(async {
                 let timer = inner.metrics.fetch_duration.start_timer();
-                let result = inner.registry.image_config(&reference, platform).await;
+                let result = inner.registry.image_config(reference, platform).await;
                 timer.observe_duration();
                 match result {
                     Ok(config) => {
@@ -220,6 +215,53 @@ impl CachedImageSource {
     }
 }
 
+/// Image references as pods spell them, parsed. Parsing is the OCI reference grammar's regex,
+/// which cost more than the rest of a warm-cache admission together (callgrind: ~74 k
+/// instructions per parse of a 30-byte reference); a parse depends on the text alone, so
+/// each spelling is parsed once. A plain map behind a read lock: a moka read cost ~20 k
+/// instructions, and nothing here needs expiry. At `capacity` spellings the map starts
+/// over (a pod fleet names far fewer distinct images; a flood of one-off spellings only
+/// costs parses again).
+struct Spellings {
+    map: RwLock<HashMap<String, Arc<Parsed>>>,
+    capacity: usize,
+}
+
+struct Parsed {
+    reference: Reference,
+    /// The normalised reference (`docker.io/library/nginx:latest`), the cache key.
+    whole: String,
+    pinned: bool,
+}
+
+impl Spellings {
+    fn new(capacity: u64) -> Self {
+        Self {
+            map: RwLock::default(),
+            capacity: usize::try_from(capacity).unwrap_or(usize::MAX).max(1),
+        }
+    }
+
+    fn get(&self, image: &str) -> Option<Arc<Parsed>> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(image).cloned()
+    }
+
+    fn insert(&self, image: &str, reference: Reference) -> Arc<Parsed> {
+        let parsed = Arc::new(Parsed {
+            whole: reference.whole(),
+            pinned: reference.digest().is_some(),
+            reference,
+        });
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= self.capacity {
+            map.clear();
+        }
+        map.insert(image.to_owned(), Arc::clone(&parsed));
+        parsed
+    }
+}
+
 fn with_image(e: ImageConfigError, image: &str) -> ImageConfigError {
     let image = image.to_owned();
     match e {
@@ -244,5 +286,27 @@ impl ImageConfigSource for CachedImageSource {
         platform: &Platform,
     ) -> impl Future<Output = Result<ImageConfig, ImageConfigError>> + Send {
         self.lookup(image, platform)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_are_parsed_once_and_bounded() {
+        let s = Spellings::new(2);
+        let nginx = parse_reference("nginx").expect("valid");
+        let first = s.insert("nginx", nginx);
+        assert_eq!(first.whole, "docker.io/library/nginx:latest");
+        assert!(!first.pinned);
+        assert!(Arc::ptr_eq(&first, &s.get("nginx").expect("kept")));
+        let digest = "r.example/app@sha256:4a2b7c1d9e8f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9";
+        assert!(s.insert(digest, parse_reference(digest).expect("valid")).pinned);
+        // The third spelling starts the map over: never more than `capacity` entries.
+        s.insert("busybox:1", parse_reference("busybox:1").expect("valid"));
+        assert!(s.map.read().expect("lock").len() <= 2);
+        assert!(s.get("nginx").is_none());
+        assert!(s.get("busybox:1").is_some());
     }
 }
