@@ -301,8 +301,12 @@ mod tests {
         assert_eq!(first.whole, "docker.io/library/nginx:latest");
         assert!(!first.pinned);
         assert!(Arc::ptr_eq(&first, &s.get("nginx").expect("kept")));
-        let digest = "r.example/app@sha256:4a2b7c1d9e8f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9";
-        assert!(s.insert(digest, parse_reference(digest).expect("valid")).pinned);
+        let digest =
+            "r.example/app@sha256:4a2b7c1d9e8f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9";
+        assert!(
+            s.insert(digest, parse_reference(digest).expect("valid"))
+                .pinned
+        );
         // The third spelling starts the map over: never more than `capacity` entries.
         s.insert("busybox:1", parse_reference("busybox:1").expect("valid"));
         assert!(s.map.read().expect("lock").len() <= 2);
