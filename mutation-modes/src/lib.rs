@@ -477,20 +477,11 @@ pub async fn look_up<S: ImageConfigSource>(
 ) -> Result<ImageConfigs, MutationError> {
     // The futures are made first and the stream only buffers them: a closure inside the
     // stream would make the future not `Send` (rust-lang/rust#102211).
-    let mut lookups: Vec<_> = plan
+    let lookups: Vec<_> = plan
         .lookups()
         .into_iter()
         .map(|(image, users)| look_up_one(plan, images, image, users))
         .collect();
-    // Most pods name one image: awaited directly, without the stream's task queue (a
-    // FuturesOrdered allocates and links a node per future, which cost about as much as
-    // the warm cache's answer itself).
-    if lookups.len() == 1
-        && let Some(one) = lookups.pop()
-    {
-        let (image, config) = one.await?;
-        return Ok(ImageConfigs(HashMap::from([(image, config)])));
-    }
     let found: HashMap<String, ImageConfig> = futures::stream::iter(lookups)
         .buffered(LOOKUPS_AT_ONCE)
         .try_collect()
