@@ -40,22 +40,35 @@ pub unsafe fn copy(d: *mut u8, s: *const u8, n: usize) {
     unsafe {
         if n <= 64 {
             copy_small(d, s, n);
-        } else if n >= REP_FROM && cfg!(target_arch = "x86_64") {
-            rep_movsb(d, s, n);
         } else {
-            // 32 bytes at a time, then the last 32 (overlapping what was copied: no overlap
-            // between source and destination, so order does not matter).
-            let last = load(s.add(n - 32).cast::<[u128; 2]>());
-            let mut i = 0;
-            while i + 32 <= n {
-                store(
-                    d.add(i).cast::<[u128; 2]>(),
-                    load(s.add(i).cast::<[u128; 2]>()),
-                );
-                i += 32;
-            }
-            store(d.add(n - 32).cast::<[u128; 2]>(), last);
+            copy_forward(d, s, n);
         }
+    }
+}
+
+/// `n` > 64, and `d` does not start inside `(s, s + n)`: with `rep movsb` for large sizes,
+/// else 32 bytes at a time, then the last 32. The last 32 source bytes are read before the
+/// loop, so a destination that starts before an overlapping source (memmove's forward case)
+/// never gets bytes the loop already overwrote.
+#[inline(always)]
+unsafe fn copy_forward(d: *mut u8, s: *const u8, n: usize) {
+    // SAFETY: every access lies within [0, n) of its range (n > 64), which the caller
+    // guarantees is valid; forward order is correct for d <= s or no overlap.
+    unsafe {
+        if n >= REP_FROM && cfg!(target_arch = "x86_64") {
+            rep_movsb(d, s, n);
+            return;
+        }
+        let last = load(s.add(n - 32).cast::<[u128; 2]>());
+        let mut i = 0;
+        while i + 32 <= n {
+            store(
+                d.add(i).cast::<[u128; 2]>(),
+                load(s.add(i).cast::<[u128; 2]>()),
+            );
+            i += 32;
+        }
+        store(d.add(n - 32).cast::<[u128; 2]>(), last);
     }
 }
 
@@ -136,21 +149,7 @@ pub unsafe fn copy_overlapping(d: *mut u8, s: *const u8, n: usize) {
             copy_small(d, s, n);
         } else if (d as usize).wrapping_sub(s as usize) >= n {
             // d < s, or no overlap at all: forward.
-            if n >= REP_FROM && cfg!(target_arch = "x86_64") {
-                rep_movsb(d, s, n);
-                return;
-            }
-            let last = load(s.add(n - 32).cast::<[u128; 2]>());
-            let mut i = 0;
-            while i + 32 <= n {
-                store(
-                    d.add(i).cast::<[u128; 2]>(),
-                    load(s.add(i).cast::<[u128; 2]>()),
-                );
-                i += 32;
-            }
-            // The original last 32 bytes (the loop may have overwritten them in the source).
-            store(d.add(n - 32).cast::<[u128; 2]>(), last);
+            copy_forward(d, s, n);
         } else {
             // s < d < s + n: backward.
             let first = load(s.cast::<[u128; 2]>());
