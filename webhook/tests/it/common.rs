@@ -208,6 +208,21 @@ pub async fn probe(
     })
 }
 
+/// Waits (up to 10 s) until fresh connections to `addr` are served the certificate whose
+/// serial is `want`: how a test sees a rotation take effect.
+pub async fn wait_for_serial(
+    addr: SocketAddr,
+    client: &Arc<rustls::ClientConfig>,
+    want: &str,
+    what: &str,
+) {
+    eventually(Duration::from_secs(10), what, || {
+        let client = client.clone();
+        async move { (probe(addr, client, "/healthz").await.ok()?.serial == want).then_some(()) }
+    })
+    .await;
+}
+
 /// A reqwest client with our own rustls config (TLS 1.3, test CA, optional identity).
 pub fn https_client(ca_pem: &str, identity: Option<&Pair>) -> reqwest::Client {
     let tls = client_config(ca_pem, &[&rustls::version::TLS13], identity);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use common::{
-    Ca, SecretVolume, TableImages, client_config, eventually, example, pem_serial, probe, start,
+    Ca, SecretVolume, TableImages, client_config, eventually, example, pem_serial, start,
     test_config,
 };
 use rustls::pki_types::ServerName;
@@ -430,18 +430,7 @@ async fn ten_rotations_then_shutdown_under_load_lose_no_accepted_request() {
         let pair = ca.server_pair(serial);
         volume.swap(&pair);
         let want = pem_serial(&pair.cert_pem);
-        eventually(
-            Duration::from_secs(10),
-            "the new serial to be served",
-            || {
-                let (client, want) = (client.clone(), want.clone());
-                async move {
-                    let p = probe(server.addr, client, "/healthz").await.ok()?;
-                    (p.serial == want).then_some(())
-                }
-            },
-        )
-        .await;
+        common::wait_for_serial(server.addr, &client, &want, "the new serial to be served").await;
         let before = ok.load(Ordering::SeqCst);
         eventually(
             Duration::from_secs(10),

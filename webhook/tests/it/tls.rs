@@ -118,18 +118,7 @@ async fn symlink_swap_rotates_the_certificate_without_failed_requests() {
 
     vol.swap(&second);
     let want = pem_serial(&second.cert_pem);
-    eventually(
-        Duration::from_secs(10),
-        "the new serial to be served",
-        || {
-            let (client, want) = (client.clone(), want.clone());
-            async move {
-                let p = probe(server.addr, client, "/healthz").await.ok()?;
-                (p.serial == want).then_some(())
-            }
-        },
-    )
-    .await;
+    common::wait_for_serial(server.addr, &client, &want, "the new serial to be served").await;
     let before = ok.load(Ordering::SeqCst);
     eventually(Duration::from_secs(5), "requests after the swap", || {
         let ok = ok.clone();
@@ -217,15 +206,11 @@ async fn plain_rewrite_is_picked_up_and_a_bad_pair_keeps_the_old_one() {
     // Completing the pair in place: the new certificate is served.
     std::fs::write(&key, &other.key_pem).expect("good key");
     let want = pem_serial(&other.cert_pem);
-    eventually(
-        Duration::from_secs(10),
+    common::wait_for_serial(
+        server.addr,
+        &client,
+        &want,
         "the rewritten pair to be served",
-        || {
-            let (client, want) = (client.clone(), want.clone());
-            async move {
-                (probe(server.addr, client, "/healthz").await.ok()?.serial == want).then_some(())
-            }
-        },
     )
     .await;
     let m = scrape(server.metrics_addr).await;
@@ -544,15 +529,11 @@ async fn rotation_to_an_expired_certificate_keeps_the_previous_one() {
     let renewed = ca.server_pair(3);
     vol.swap(&renewed);
     let want = pem_serial(&renewed.cert_pem);
-    eventually(
-        Duration::from_secs(10),
+    common::wait_for_serial(
+        running.addr,
+        &client,
+        &want,
         "the renewed pair to be served",
-        || {
-            let (client, want) = (client.clone(), want.clone());
-            async move {
-                (probe(running.addr, client, "/healthz").await.ok()?.serial == want).then_some(())
-            }
-        },
     )
     .await;
     let m = scrape(running.metrics_addr).await;
