@@ -6,23 +6,33 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Longest duration a setting takes. Durations are added to the clock (`Instant + d`, which
+/// panics on overflow), and no timeout, age or TTL of the webhook is usefully longer.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Parses a duration: a bare number is seconds (`8`), otherwise humantime (`8s`, `500ms`, `1m`).
+/// At most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = s.parse::<f64>()
+    let d = if let Ok(secs) = s.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = s.parse::<f64>()
         && secs.is_finite()
         && secs >= 0.0
     {
-        return Ok(Duration::from_secs_f64(secs));
+        // `from_secs_f64` panics past `Duration::MAX` (`1e30`); too large is an error below.
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+    } else {
+        humantime::parse_duration(s).map_err(|e| {
+            format!(
+                "`{s}` is not a duration ({e}); write seconds (`8`) or a unit (`8s`, `500ms`, `2m`)"
+            )
+        })?
+    };
+    if d > MAX_DURATION {
+        return Err(format!("`{s}` is too long; give at most 365 days (`365d`)"));
     }
-    humantime::parse_duration(s).map_err(|e| {
-        format!(
-            "`{s}` is not a duration ({e}); write seconds (`8`) or a unit (`8s`, `500ms`, `2m`)"
-        )
-    })
+    Ok(d)
 }
 
 /// Parses a byte size: a plain number of bytes, or with a `KiB`/`MiB`/`GiB` (or `K`/`M`/`G`) suffix.
@@ -78,4 +88,20 @@ pub fn parse_path(s: &str) -> Result<PathBuf, String> {
 /// Serializes a duration as `--print-config` writes it (`8s`, `1m`).
 pub fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_past_the_clock_are_errors_not_panics() {
+        for s in ["1e30", "1e300", "18446744073709551615", "366d", "31536001"] {
+            let e = parse_duration(s).unwrap_err();
+            assert!(e.contains("too long"), "{s}: {e}");
+        }
+        assert_eq!(parse_duration("365d"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("31536000"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+    }
 }
