@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::bounded::{quoted, quoted_list};
+use crate::bounded::{VALUE_BYTES, clip, quoted, quoted_list};
 use crate::error::MutationError;
 use crate::image::parse_reference;
 use crate::modes::ModeKind;
@@ -264,10 +264,18 @@ fn env_from_list(v: &str) -> Result<Vec<String>, MutationError> {
         .map(|r| {
             placeholder::parse_env_from(r)
                 .map(|parsed| parsed.to_string())
-                .map_err(|e| MutationError::InvalidAnnotation {
-                    annotation: ANNOTATION_ENV_FROM.to_owned(),
-                    value: quoted(r),
-                    valid: format!("{ENV_FROM_FORMS} ({e})"),
+                .map_err(|e| {
+                    // The error's own text repeats the reference whole (and the forms); only
+                    // its reason is kept, bounded: the reference is shown, quoted, as `value`.
+                    let reason = match e {
+                        placeholder::ParseError::EnvFrom { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    MutationError::InvalidAnnotation {
+                        annotation: ANNOTATION_ENV_FROM.to_owned(),
+                        value: quoted(r),
+                        valid: format!("{ENV_FROM_FORMS} ({})", clip(&reason, VALUE_BYTES * 2)),
+                    }
                 })
         })
         .collect()
@@ -609,6 +617,17 @@ mod tests {
             .to_string();
             assert!(e.contains("2 to 1224"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_long_env_from_reference_is_echoed_bounded_with_its_reason() {
+        let long = format!("awsssm:/{}", "a/".repeat(100_000) + "x");
+        let e = PodOptions::from_annotations(Some(&ann(&[(ANNOTATION_ENV_FROM, &long)])))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 2048, "{} bytes", e.len());
+        assert!(e.contains("must end with `/`"), "{e}");
+        assert!(e.contains(&format!("({} bytes)", long.len())), "{e}");
     }
 
     #[test]
