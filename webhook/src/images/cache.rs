@@ -221,7 +221,8 @@ impl CachedImageSource {
 /// each spelling is parsed once. A plain map behind a read lock: a moka read cost ~20 k
 /// instructions, and nothing here needs expiry. At `capacity` spellings the map starts
 /// over (a pod fleet names far fewer distinct images; a flood of one-off spellings only
-/// costs parses again).
+/// costs parses again). Only spellings that parsed are kept, and `parse_reference` refuses
+/// any longer than `MAX_REFERENCE_BYTES`, so the map holds at most `capacity` × 1 KiB of keys.
 struct Spellings {
     map: RwLock<HashMap<String, Arc<Parsed>>>,
     capacity: usize,

@@ -57,11 +57,26 @@ enum AuthSource {
 
 /// Parses an image reference the way the container runtime does.
 pub fn parse_reference(image: &str) -> Result<Reference, ImagesError> {
+    // A pod's image string is unbounded (up to the pod's size): refused before the regex
+    // reads it, and only a bounded prefix is echoed.
+    if image.len() > mutation_modes::MAX_REFERENCE_BYTES {
+        return Err(ImagesError::InvalidReference {
+            reason: format!(
+                "{} is {} bytes long, and an image reference is at most {} bytes",
+                mutation_modes::bounded::quoted(image),
+                image.len(),
+                mutation_modes::MAX_REFERENCE_BYTES
+            ),
+        });
+    }
     image
         .trim()
         .parse::<Reference>()
         .map_err(|e| ImagesError::InvalidReference {
-            reason: format!("{image:?} is not a valid image reference ({e})"),
+            reason: format!(
+                "{} is not a valid image reference ({e})",
+                mutation_modes::bounded::quoted(image)
+            ),
         })
 }
 
@@ -830,5 +845,13 @@ mod tests {
             e.contains("\"UPPER/Case:tag\" is not a valid image reference"),
             "{e}"
         );
+        // A pod-sized image string: refused by its length, echoed bounded.
+        let long = format!("registry.example/{}:1", "a".repeat(1 << 20));
+        let e = parse_reference(&long).expect_err("too long").to_string();
+        assert!(
+            e.contains("an image reference is at most 1024 bytes"),
+            "{e}"
+        );
+        assert!(e.len() < 1024, "{} bytes", e.len());
     }
 }
