@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use placeholder::{Template, is_placeholder};
+use zeroize::Zeroize as _;
 
 use crate::env_from::is_variable_name;
 use crate::resolve::OWN_PREFIX;
@@ -13,28 +14,42 @@ use crate::resolve::OWN_PREFIX;
 /// The variables of a process environment file, in order; entries that are not UTF-8 or not
 /// `NAME=value` are left out. `None` when the file cannot be read.
 fn read_environ(environ: &Path) -> Option<Vec<(String, String)>> {
-    let bytes = std::fs::read(environ).ok()?;
-    Some(
-        bytes
-            .split(|&b| b == 0)
-            .filter_map(|entry| std::str::from_utf8(entry).ok())
-            .filter_map(|entry| entry.split_once('='))
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect(),
-    )
+    let mut bytes = std::fs::read(environ).ok()?;
+    let vars = bytes
+        .split(|&b| b == 0)
+        .filter_map(|entry| std::str::from_utf8(entry).ok())
+        .filter_map(|entry| entry.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    // The file holds every resolved secret of the main process: wiped like our own values.
+    bytes.zeroize();
+    Some(vars)
+}
+
+/// The variables `want` keeps; the values of the others (secrets among them) are wiped.
+fn keep(
+    vars: Vec<(String, String)>,
+    mut want: impl FnMut(&str, &str) -> bool,
+) -> Vec<(String, String)> {
+    vars.into_iter()
+        .filter_map(|(name, mut value)| {
+            if want(&name, &value) {
+                Some((name, value))
+            } else {
+                value.zeroize();
+                None
+            }
+        })
+        .collect()
 }
 
 /// What the main process imported with `--env-from`: the variables it has that this process
 /// (started with the container's own environment, as every exec probe is) does not. Empty when
 /// the file cannot be read or holds no such variable; the caller then imports as usual.
 pub fn imported_by_main_process(environ: &Path, own: &HashSet<String>) -> Vec<(String, String)> {
-    read_environ(environ)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(name, _)| {
-            !own.contains(name) && is_variable_name(name) && !name.starts_with(OWN_PREFIX)
-        })
-        .collect()
+    keep(read_environ(environ).unwrap_or_default(), |name, _| {
+        !own.contains(name) && is_variable_name(name) && !name.starts_with(OWN_PREFIX)
+    })
 }
 
 /// Values for `templates` that the process environment at `environ` (a `/proc/<pid>/environ`
@@ -43,12 +58,12 @@ pub fn take_from_main_process(
     environ: &Path,
     templates: &BTreeMap<String, Template>,
 ) -> HashMap<String, String> {
-    read_environ(environ)
-        .unwrap_or_default()
-        .into_iter()
-        // A value that is still a placeholder means PID 1 has not resolved it (yet).
-        .filter(|(name, value)| templates.contains_key(name) && !is_placeholder(value))
-        .collect()
+    // A value that is still a placeholder means PID 1 has not resolved it (yet).
+    keep(read_environ(environ).unwrap_or_default(), |name, value| {
+        templates.contains_key(name) && !is_placeholder(value)
+    })
+    .into_iter()
+    .collect()
 }
 
 #[cfg(test)]
