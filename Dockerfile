@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 #
-# Two images from one build (contract section 7):
+# Three images from one build (contract section 7, and the opt-in controller):
 #   docker build --target webhook      -t <registry>/secrets-init-webhook:<v> .
 #   docker build --target secrets-init -t <registry>/secrets-init:<v> .
+#   docker build --target controller   -t <registry>/secrets-init-controller:<v> .
 # Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 --target ... .
 # The builder always runs on the build machine's platform and cross-compiles static musl
 # binaries for TARGETARCH (rust-lld + zig cc, see .cargo/config.toml): no emulation needed.
@@ -38,12 +39,16 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && rustup toolchain install "${channel:?no channel in rust-toolchain.toml}" --profile minimal --target "$target" \
  && cargo build --release --locked --target "$target" -p secrets-init \
  && cargo build --profile webhook --locked --target "$target" -p secrets-init-webhook \
+ && cargo build --profile webhook --locked --target "$target" -p secrets-init-controller \
  && mkdir -p /out \
  && install -m 0555 "target/$target/release/secrets-init" /out/secrets-init \
  && install -m 0555 "target/$target/webhook/secrets-init-webhook" /out/secrets-init-webhook \
+ && install -m 0555 "target/$target/webhook/secrets-init-controller" /out/secrets-init-controller \
  && cp /etc/ssl/certs/ca-certificates.crt /out/ca-certificates.crt
 
 # ---- final images (keep in sync with deploy/images/Containerfile) ----
+# secrets-init and the controller need no CA bundle: their AWS TLS roots are compiled in
+# (aws-https), and the controller trusts the API server through its ServiceAccount's CA.
 
 FROM scratch AS secrets-init
 COPY --from=builder /out/secrets-init /secrets-init
@@ -62,3 +67,12 @@ LABEL org.opencontainers.image.title="secrets-init-webhook" \
 USER 65532:65532
 EXPOSE 8443 9090
 ENTRYPOINT ["/secrets-init-webhook"]
+
+FROM scratch AS controller
+COPY --from=builder /out/secrets-init-controller /secrets-init-controller
+LABEL org.opencontainers.image.title="secrets-init-controller" \
+      org.opencontainers.image.description="Restarts workloads when the AWS secrets and parameters they reference change; counts secret-resolution failures" \
+      org.opencontainers.image.licenses="Apache-2.0"
+USER 65532:65532
+EXPOSE 9091
+ENTRYPOINT ["/secrets-init-controller"]

@@ -32,6 +32,21 @@ CONTRACT_METRICS = {
     "secrets_init_webhook_tls_reloads_total",
     "secrets_init_webhook_tls_cert_expiry_timestamp_seconds",
 }
+# controller/README.md "Metrics": what secrets-init-controller exports (its alert group in
+# rules.yaml uses them; the controller binary is written separately, so its source is not
+# grepped for them here).
+CONTROLLER_METRICS = {
+    "secrets_init_controller_restarts_total",
+    "secrets_init_controller_restarts_held_total",
+    "secrets_init_controller_detection_calls_total",
+    "secrets_init_controller_last_successful_poll_timestamp_seconds",
+    "secrets_init_controller_watched_ids",
+    "secrets_init_controller_unwatched_references",
+    "secrets_init_controller_malformed_placeholders_total",
+    "secrets_init_controller_leader",
+    "secrets_init_resolution_failures_total",
+    "secrets_init_pods_failing",
+}
 HISTOGRAMS = {"secrets_init_webhook_admission_duration_seconds",
               "secrets_init_webhook_image_config_fetch_duration_seconds"}
 # Metrics from other exporters that the rules and dashboard may use.
@@ -58,7 +73,7 @@ def metric_names(expr: str) -> set[str]:
 
 
 def known(name: str) -> bool:
-    if name in CONTRACT_METRICS or name in EXTERNAL_METRICS:
+    if name in CONTRACT_METRICS or name in CONTROLLER_METRICS or name in EXTERNAL_METRICS:
         return True
     for h in HISTOGRAMS:
         if name in (h + "_bucket", h + "_sum", h + "_count"):
@@ -156,9 +171,10 @@ def cmd_stages(dockerfile: str, containerfile: str) -> None:
         fail("final image stages differ between the Dockerfile and deploy/images/Containerfile:\n"
              + "\n".join(difflib.unified_diff(a, b, dockerfile, containerfile, lineterm="")))
     targets = [l.split()[-1] for l in a if l.startswith("FROM ")]
-    if sorted(targets) != ["secrets-init", "webhook"]:
-        fail(f"final stages must be exactly webhook and secrets-init, are {targets}")
-    for want in ("USER 65532:65532", 'ENTRYPOINT ["/secrets-init"]', 'ENTRYPOINT ["/secrets-init-webhook"]'):
+    if sorted(targets) != ["controller", "secrets-init", "webhook"]:
+        fail(f"final stages must be exactly webhook, secrets-init and controller, are {targets}")
+    for want in ("USER 65532:65532", 'ENTRYPOINT ["/secrets-init"]', 'ENTRYPOINT ["/secrets-init-webhook"]',
+                 'ENTRYPOINT ["/secrets-init-controller"]'):
         if want not in a:
             fail(f"final stages lack {want!r}")
     print(f"stages: {targets} identical in both files")
@@ -178,10 +194,10 @@ def cmd_docs(doc: str, rules_path: str) -> None:
     bad = re.findall(r"secrets-init_[a-z_]+", text)
     if bad:
         fail(f"{doc} uses invalid (hyphenated) metric names: {sorted(set(bad))}")
-    for m in CONTRACT_METRICS:
+    for m in sorted(CONTRACT_METRICS | CONTROLLER_METRICS):
         if m not in text:
             fail(f"{doc} does not mention metric {m}")
-    print(f"docs: all {len(alerts)} alerts and {len(CONTRACT_METRICS)} metrics documented")
+    print(f"docs: all {len(alerts)} alerts and {len(CONTRACT_METRICS) + len(CONTROLLER_METRICS)} metrics documented")
 
 
 def cmd_hcl(directory: str) -> None:
@@ -287,6 +303,61 @@ def check_tofu_policy(main: dict) -> None:
             fail(f"tofu: GetSecretValue must be scoped to the secret name prefix, is {rs}")
         if acts & {"secretsmanager:PutSecretValue", "secretsmanager:ListSecrets", "secretsmanager:DeleteSecret"}:
             fail(f"tofu: the app role must only read secrets, has {sorted(acts)}")
+    check_tofu_controller(res, data)
+
+
+def check_tofu_controller(res: dict, data: dict) -> None:
+    """secrets-init-controller (controller/README.md "IAM"): metadata only, its own queue."""
+    if ("aws_iam_role", "controller") not in res:
+        fail("tofu: aws_iam_role.controller missing")
+    assocs = [b for (t, _), b in res.items() if t == "aws_eks_pod_identity_association"]
+    if not any("aws_iam_role.controller" in _s(b.get("role_arn")) and "controller_service_account" in _s(b.get("service_account")) for b in assocs):
+        fail("tofu: no Pod Identity association of the controller role with the controller's ServiceAccount")
+    doc = data.get(("aws_iam_policy_document", "controller"))
+    if not doc:
+        fail("tofu: data.aws_iam_policy_document.controller missing")
+    statements = list(doc.get("statement", []))
+    for d in doc.get("dynamic", []):
+        for body in d.values():
+            statements += body.get("content", [])
+    metadata = {"secretsmanager:ListSecrets", "secretsmanager:DescribeSecret", "ssm:DescribeParameters"}
+    queue = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+    got = set()
+    for st in statements:
+        acts = {_s(a) for a in st.get("actions", [])}
+        raw = st.get("resources", [])
+        rs = [_s(r) for r in raw] if isinstance(raw, list) else [_s(raw)]  # a list, or one expression
+        got |= acts
+        if _s(st.get("effect", "Allow")) != "Allow":
+            fail(f"tofu: controller policy statement {st.get('sid')} is not an Allow")
+        if acts & queue and not all("aws_sqs_queue.controller_events" in r for r in rs):
+            fail(f"tofu: the controller's SQS permissions must be on its event queue only, are on {rs}")
+        if "secretsmanager:DescribeSecret" in acts and rs != ["${local.controller_describe_secret_arns}"]:
+            fail(f"tofu: DescribeSecret must be on controller_describe_secret_arns, is on {rs}")
+        if "kms:Decrypt" in acts and not any(_s(c.get("variable")) == "kms:ViaService" for c in st.get("condition", [])):
+            fail("tofu: the controller's kms:Decrypt must be limited to SQS (kms:ViaService)")
+    if got != metadata | queue | {"kms:Decrypt"}:
+        fail(f"tofu: the controller role must get exactly {sorted(metadata | queue)} (+ kms:Decrypt for a CMK queue), gets {sorted(got)}")
+    q = res.get(("aws_sqs_queue", "controller_events"))
+    if not q or not (q.get("sqs_managed_sse_enabled") is not None and q.get("kms_master_key_id") is not None):
+        fail("tofu: the controller's event queue must be encrypted (SSE-SQS, or the given KMS key)")
+    qp = data.get(("aws_iam_policy_document", "controller_events_queue"))
+    if not qp:
+        fail("tofu: data.aws_iam_policy_document.controller_events_queue missing")
+    for st in qp["statement"]:
+        principals = [_s(i) for p in st.get("principals", []) for i in p.get("identifiers", [])]
+        src = [c for c in st.get("condition", []) if _s(c.get("variable")) == "aws:SourceArn"]
+        if principals != ["events.amazonaws.com"] or [_s(a) for a in st.get("actions", [])] != ["sqs:SendMessage"]:
+            fail("tofu: the event queue may let only events.amazonaws.com sqs:SendMessage")
+        vals = [_s(v) for c in src for v in c.get("values", [])]
+        if not src or sorted(vals) != sorted(["${aws_cloudwatch_event_rule.controller_secrets[0].arn}", "${aws_cloudwatch_event_rule.controller_parameters[0].arn}"]):
+            fail(f"tofu: the event queue must accept messages from the controller's two EventBridge rules only (aws:SourceArn), has {vals}")
+    rules = {n: b for (t, n), b in res.items() if t == "aws_cloudwatch_event_rule"}
+    text = " ".join(_s(b.get("event_pattern")) for b in rules.values())
+    for want in ("aws.secretsmanager", "AWS API Call via CloudTrail", "AWS Service Event via CloudTrail", "PutSecretValue",
+                 "UpdateSecretVersionStage", "RotationSucceeded", "aws.ssm", "Parameter Store Change"):
+        if want not in text:
+            fail(f"tofu: the controller's EventBridge rules do not match {want!r}")
 
 
 def cmd_promrule(crd_path: str, out: str) -> None:
@@ -313,8 +384,9 @@ def cmd_images(print_config: str, chart_dir: str) -> None:
         fail(f"the webhook binary defaults to --secrets-init-image {got!r}, the chart to {want!r} "
              "(secretsInit.image.repository + appVersion): they must name the same published image")
     owner = values["image"]["repository"].rsplit("/", 1)[0]
-    if owner != values["secretsInit"]["image"]["repository"].rsplit("/", 1)[0]:
-        fail(f"image.repository and secretsInit.image.repository live in different places: {owner!r}")
+    for key in ("secretsInit", "controller"):
+        if owner != values[key]["image"]["repository"].rsplit("/", 1)[0]:
+            fail(f"image.repository and {key}.image.repository live in different places: {owner!r}")
     print(f"images: binary and chart default to {got} (webhook image {values['image']['repository']}:{chart['appVersion']})")
 
 
@@ -325,7 +397,8 @@ def cmd_release(workflow: str, chart_dir: str) -> None:
     env = wf.get("env", {})
     prefix = env.get("IMAGE_PREFIX", "")
     problems = []
-    for key, repo in (("webhook", values["image"]["repository"]), ("secrets-init", values["secretsInit"]["image"]["repository"])):
+    for key, repo in (("webhook", values["image"]["repository"]), ("secrets-init", values["secretsInit"]["image"]["repository"]),
+                      ("controller", values["controller"]["image"]["repository"])):
         if f"{prefix}/{repo.rsplit('/', 1)[1]}" != repo:
             problems.append(f"the workflow publishes {key} as {prefix}/{repo.rsplit('/', 1)[1]}, the chart pulls {repo}")
         if f"--target {key}" not in text and f"target: {key}" not in text:
@@ -339,7 +412,7 @@ def cmd_release(workflow: str, chart_dir: str) -> None:
             problems.append(f"missing {why} ({need!r})")
     if problems:
         fail("release workflow: " + "; ".join(problems))
-    print(f"release: {workflow} publishes {prefix}/{{secrets-init-webhook,secrets-init}} (amd64+arm64, signed, SBOM) and the chart {chart['name']} as OCI")
+    print(f"release: {workflow} publishes {prefix}/{{secrets-init-webhook,secrets-init,secrets-init-controller}} (amd64+arm64, signed, SBOM) and the chart {chart['name']} as OCI")
 
 
 def main() -> None:

@@ -14,7 +14,11 @@ failurePolicy, timeouts), the Deployment (security contexts, hostNetwork/dnsPoli
 webhook port everywhere it appears, topology spread, extra volumes), the webhook config
 file, NetworkPolicy, PrometheusRule (scoped copy of deploy/prometheus/rules.yaml),
 Grafana dashboard ConfigMap, commonLabels, extraObjects and the cert-manager objects
-(which kubernetes-validate has no schema for, so they are cross-checked here).
+(which kubernetes-validate has no schema for, so they are cross-checked here); and
+secrets-init-controller's objects (controller.enabled: its Deployment with the same Pod
+Security `restricted` checks as the webhook's, its flags, its ClusterRole rules exactly
+those of controller/README.md, the namespaced lease Role, Service, PDB, ServiceMonitor;
+none of them by default).
 
 Which keys the webhook binary accepts is not checked here: scripts/test-deploy runs the
 real binary with every rendered config (deploy/tests/webhook_smoke.py), which refuses
@@ -63,6 +67,15 @@ ALWAYS_EXCLUDED = ("kube-system", "kube-node-lease")
 DEFAULT_CONDITION = "secretsinit-candidate"
 SCOPE_ANY_RELEASE = 'deployment=~"(.+-)?secrets-init-webhook"'
 JOB_ANY_RELEASE = 'job=~"(.+-)?secrets-init-webhook"'
+CTRL_JOB_ANY_RELEASE = 'job=~"(.+-)?secrets-init(-webhook)?-controller"'
+CTRL_GROUP = "secrets-init-controller"  # the rules.yaml group rendered only with controller.enabled
+CTRL_NAME = "secrets-init-controller"   # the controller objects' app.kubernetes.io/name
+CLUSTER_SCOPED = {"MutatingWebhookConfiguration", "ClusterRole", "ClusterRoleBinding"}
+SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# controller/README.md "Flags" (each given as --flag=value, or alone for the booleans).
+CTRL_FLAGS = {"--poll-interval", "--aws-region", "--namespace-selector", "--cooldown", "--max-restarts-per-minute",
+              "--dry-run", "--follow-refs", "--sqs-queue-url", "--leader-election", "--lease-name",
+              "--lease-namespace", "--lease-duration", "--identity", "--listen", "--log-format"}
 # Annotations that configure a tool rather than the object have no place in the chart.
 TOOL_ANNOTATION = re.compile(r"^(checkov\.io|kics\.io|trivy\.|datree\.io|polaris\.|kube-score/)")
 
@@ -120,13 +133,31 @@ def effective_mode(vals: dict) -> str:
     return vals["webhook"].get("mutationMode") or vals.get("mutationMode") or "init-container"
 
 
-def scope_expr(expr: str, namespace: str, fullname: str) -> str:
+def controller_fullname(fullname: str) -> str:
+    return fullname[:52].rstrip("-") + "-controller"
+
+
+def scope_expr(expr: str, namespace: str, fullname: str, poll_seconds: int = 60) -> str:
     """The chart's scoping of a deploy/prometheus/rules.yaml expression to one release."""
     scope = f'namespace="{namespace}", job="{fullname}"'
     expr = expr.replace(SCOPE_ANY_RELEASE, f'namespace="{namespace}", deployment="{fullname}"')
     expr = expr.replace(JOB_ANY_RELEASE, scope)
     expr = re.sub(r"(secrets_init_webhook_[a-z_]+)\{", lambda m: f"{m.group(1)}{{{scope}, ", expr)
-    return re.sub(r"(secrets_init_webhook_[a-z_]+)([^a-z_{])", lambda m: f"{m.group(1)}{{{scope}}}{m.group(2)}", expr)
+    expr = re.sub(r"(secrets_init_webhook_[a-z_]+)([^a-z_{])", lambda m: f"{m.group(1)}{{{scope}}}{m.group(2)}", expr)
+    # The controller's: its own metrics and `up` to its job in the release namespace; the
+    # fleet metrics (whose namespace label is the failing pods') to its job only.
+    cjob = f'job="{controller_fullname(fullname)}"'
+    cscope = f'namespace="{namespace}", {cjob}'
+    expr = expr.replace(CTRL_JOB_ANY_RELEASE, cscope)
+    expr = re.sub(r"(secrets_init_controller_[a-z_]+)\{", lambda m: f"{m.group(1)}{{{cscope}, ", expr)
+    expr = re.sub(r"(secrets_init_controller_[a-z_]+)([^a-z_{])", lambda m: f"{m.group(1)}{{{cscope}}}{m.group(2)}", expr)
+    expr = re.sub(r"(secrets_init_(resolution_failures_total|pods_failing))\{", lambda m: f"{m.group(1)}{{{cjob}, ", expr)
+    expr = re.sub(r"(secrets_init_(resolution_failures_total|pods_failing))([^a-z_{])", lambda m: f"{m.group(1)}{{{cjob}}}{m.group(3)}", expr)
+    return expr.replace("> 5 * 60", f"> 5 * {poll_seconds}")
+
+
+def is_controller(d) -> bool:
+    return (d["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == CTRL_NAME
 
 
 def index(docs):
@@ -142,9 +173,46 @@ def one(by_kind, kind, f: Failures, name_suffix: str = ""):
     return items[0] if items else None
 
 
+def pod_security(f: Failures, who: str, pod: dict, want_psc, want_sc) -> None:
+    """Pod Security `restricted` (and the chart's own rules) for a pod template: the same
+    for the webhook's and the controller's."""
+    psc = pod.get("securityContext", {})
+    containers = pod["containers"] + pod.get("initContainers", [])
+    f.check(psc == (want_psc or {}), f"{who}: pod securityContext must be its podSecurityContext value")
+    f.check(pod["containers"][0].get("securityContext", {}) == (want_sc or {}), f"{who}: container securityContext must be its securityContext value")
+    f.check(psc.get("runAsNonRoot") is True, f"{who}: pod securityContext.runAsNonRoot must be true")
+    f.check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{who}: pod seccompProfile must be RuntimeDefault")
+    f.check(psc.get("runAsUser", 1) != 0, f"{who}: pod must not run as UID 0")
+    for flag in ("hostPID", "hostIPC"):
+        f.check(not pod.get(flag), f"{who}: pod must not set {flag}")
+    for v in pod.get("volumes", []):
+        kinds = set(v) - {"name"}
+        f.check(kinds <= PSA_VOLUME_TYPES, f"{who}: volume {v['name']} uses a type outside PSA restricted: {kinds}")
+    for c in containers:
+        sc = c.get("securityContext", {})
+        n = f"{who}/{c['name']}"
+        f.check(sc.get("allowPrivilegeEscalation") is False, f"{n}: allowPrivilegeEscalation must be false")
+        f.check(sc.get("readOnlyRootFilesystem") is True, f"{n}: readOnlyRootFilesystem must be true")
+        f.check(sc.get("privileged") in (None, False), f"{n}: must not be privileged")
+        f.check("ALL" in sc.get("capabilities", {}).get("drop", []), f"{n}: must drop ALL capabilities")
+        f.check(not sc.get("capabilities", {}).get("add"), f"{n}: must not add capabilities")
+        f.check(sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, f"{n}: must run as non-root")
+        f.check(sc.get("runAsUser", psc.get("runAsUser", 1)) != 0, f"{n}: must not run as UID 0")
+        seccomp = sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
+        f.check(seccomp in ("RuntimeDefault", "Localhost"), f"{n}: seccompProfile must be RuntimeDefault")
+        f.check(not any(p.get("hostPort") for p in c.get("ports", [])), f"{n}: must not set hostPort (hostNetwork implies it)")
+        res = c.get("resources", {})
+        f.check("memory" in res.get("limits", {}) and "cpu" in res.get("requests", {}) and "memory" in res.get("requests", {}),
+                f"{n}: cpu/memory requests and a memory limit are required")
+        for key in ("env", "ports", "volumeMounts", "args"):
+            f.check(key not in c or c[key] is not None, f"{n}: {key} is rendered empty (null)")
+
+
 def check(docs, vals: dict, namespace: str, rules_path: str | None, notes: str | None = None) -> list[str]:
     f = Failures()
-    k = index(docs)
+    # The controller's objects are checked by check_controller; the rest is the webhook's.
+    ctrl_docs = [d for d in docs if is_controller(d)]
+    k = index([d for d in docs if not is_controller(d)])
     wv = vals["webhook"]
     mode = effective_mode(vals)
     extras = []  # (kind, name without its template part) of webhook.extraObjects entries
@@ -158,8 +226,8 @@ def check(docs, vals: dict, namespace: str, rules_path: str | None, notes: str |
     dash_ns = vals["metrics"]["grafanaDashboard"].get("namespace") or namespace
     for d in docs:
         md = d["metadata"]
-        if d["kind"] == "MutatingWebhookConfiguration":
-            pass
+        if d["kind"] in CLUSTER_SCOPED:
+            f.check("namespace" not in md, f"{d['kind']}/{md['name']}: cluster-scoped, must have no namespace")
         elif d["kind"] == "ConfigMap" and md["name"].endswith("-dashboard"):
             f.check(md.get("namespace") == dash_ns, f"dashboard ConfigMap must be in {dash_ns}")
         else:
@@ -322,38 +390,12 @@ def check(docs, vals: dict, namespace: str, rules_path: str | None, notes: str |
     f.check(bool(pod.get("hostNetwork")) == bool(vals.get("hostNetwork")), f"pod hostNetwork must be {bool(vals.get('hostNetwork'))}")
     want_dns = vals.get("dnsPolicy") or ("ClusterFirstWithHostNet" if vals.get("hostNetwork") else None)
     f.check(pod.get("dnsPolicy") == want_dns, f"pod dnsPolicy must be {want_dns}, is {pod.get('dnsPolicy')}")
-    psc = pod.get("securityContext", {})
-    f.check(psc == (vals.get("podSecurityContext") or {}), "pod securityContext must be podSecurityContext")
-    f.check(main.get("securityContext", {}) == (vals.get("securityContext") or {}), "container securityContext must be securityContext")
-    f.check(psc.get("runAsNonRoot") is True, "pod securityContext.runAsNonRoot must be true")
-    f.check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", "pod seccompProfile must be RuntimeDefault")
-    f.check(psc.get("runAsUser", 1) != 0, "pod must not run as UID 0")
-    for flag in ("hostPID", "hostIPC"):
-        f.check(not pod.get(flag), f"pod must not set {flag}")
+    pod_security(f, "webhook", pod, vals.get("podSecurityContext"), vals.get("securityContext"))
     f.check(pod.get("automountServiceAccountToken") is False, "pod must not mount the API token")
-    for v in pod.get("volumes", []):
-        kinds = set(v) - {"name"}
-        f.check(kinds <= PSA_VOLUME_TYPES, f"volume {v['name']} uses a type outside PSA restricted: {kinds}")
     for ev in vals.get("extraVolumes", []):
         f.check(volumes.get(ev["name"]) == ev, f"extraVolumes entry {ev['name']} missing")
     for em in vals.get("extraVolumeMounts", []):
         f.check(mounts.get(em["name"]) == em, f"extraVolumeMounts entry {em['name']} missing")
-    for c in containers:
-        sc = c.get("securityContext", {})
-        n = c["name"]
-        f.check(sc.get("allowPrivilegeEscalation") is False, f"{n}: allowPrivilegeEscalation must be false")
-        f.check(sc.get("readOnlyRootFilesystem") is True, f"{n}: readOnlyRootFilesystem must be true")
-        f.check(sc.get("privileged") in (None, False), f"{n}: must not be privileged")
-        f.check("ALL" in sc.get("capabilities", {}).get("drop", []), f"{n}: must drop ALL capabilities")
-        f.check(not sc.get("capabilities", {}).get("add"), f"{n}: must not add capabilities")
-        f.check(sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, f"{n}: must run as non-root")
-        f.check(sc.get("runAsUser", psc.get("runAsUser", 1)) != 0, f"{n}: must not run as UID 0")
-        seccomp = sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
-        f.check(seccomp in ("RuntimeDefault", "Localhost"), f"{n}: seccompProfile must be RuntimeDefault")
-        f.check(not any(p.get("hostPort") for p in c.get("ports", [])), f"{n}: must not set hostPort (hostNetwork implies it)")
-        res = c.get("resources", {})
-        f.check("memory" in res.get("limits", {}) and "cpu" in res.get("requests", {}) and "memory" in res.get("requests", {}),
-                f"{n}: cpu/memory requests and a memory limit are required")
 
     for c in containers:
         for key in ("env", "ports", "volumeMounts", "args"):
@@ -478,16 +520,25 @@ def check(docs, vals: dict, namespace: str, rules_path: str | None, notes: str |
         src_alerts = [r for g in src for r in g["rules"] if "alert" in r]
         f.check({r["alert"] for r in src_alerts} == set(prv["alerts"]),
                 "metrics.prometheusRule.alerts must have a switch for exactly the alerts of rules.yaml")
+        f.check(any(g["name"] == CTRL_GROUP for g in src), f"rules.yaml has no {CTRL_GROUP} group")
+        ctrl_on = vals["controller"]["enabled"]
+        ctrl_alerts = {r["alert"] for g in src if g["name"] == CTRL_GROUP for r in g["rules"] if "alert" in r}
         got = {r["alert"]: r for g in prs[0]["spec"]["groups"] for r in g["rules"] if "alert" in r}
-        want = [r for r in src_alerts if prv["alerts"].get(r["alert"], True)]
-        f.check(set(got) == {r["alert"] for r in want}, f"PrometheusRule alerts {sorted(got)} must be the enabled ones of rules.yaml")
+        want = [r for r in src_alerts if prv["alerts"].get(r["alert"], True) and (ctrl_on or r["alert"] not in ctrl_alerts)]
+        f.check(set(got) == {r["alert"] for r in want},
+                f"PrometheusRule alerts {sorted(got)} must be the enabled ones of rules.yaml (the controller's only with controller.enabled)")
+        try:
+            poll_seconds = int(parse_duration(vals["controller"]["pollInterval"]))
+        except ValueError as e:
+            f.check(False, f"controller.pollInterval: {e}")
+            poll_seconds = 60
         base = prv["runbookBaseUrl"].rstrip("/")
         for r in want:
             g = got.get(r["alert"])
             if not g:
                 continue
             n = r["alert"]
-            f.check(g["expr"] == scope_expr(r["expr"], namespace, fullname), f"{n}: expr must be rules.yaml's, scoped to this release")
+            f.check(g["expr"] == scope_expr(r["expr"], namespace, fullname, poll_seconds), f"{n}: expr must be rules.yaml's, scoped to this release")
             f.check(g.get("for") == r.get("for"), f"{n}: 'for' differs from rules.yaml")
             f.check(g["labels"] == {**prv.get("alertLabels", {}), **r["labels"]}, f"{n}: labels must be rules.yaml's plus alertLabels")
             ann = dict(g.get("annotations", {}))
@@ -496,11 +547,17 @@ def check(docs, vals: dict, namespace: str, rules_path: str | None, notes: str |
                     f"{n}: runbook_url must be runbookBaseUrl#anchor, is {url}")
             f.check(url.startswith(("https://", "http://")), f"{n}: runbook_url must be absolute")
             f.check(ann == {kk: vv for kk, vv in r["annotations"].items() if kk != "runbook_url"}, f"{n}: annotations differ from rules.yaml")
-            f.check("=~" not in g["expr"] or "(.+-)?secrets-init-webhook" not in g["expr"], f"{n}: still matches any release")
+            f.check("=~" not in g["expr"] or "(.+-)?secrets-init" not in g["expr"], f"{n}: still matches any release")
         nr = got.get("SecretsInitWebhookNoReplicasAvailable")
         if nr:
             f.check(f'deployment="{fullname}"' in nr["expr"] and f'namespace="{namespace}"' in nr["expr"],
                     "NoReplicasAvailable must select this release's Deployment by name and namespace")
+        stale = got.get("SecretsInitControllerPollStale")
+        if stale:
+            f.check(re.search(rf"> 5 \* {poll_seconds}(?![0-9])", stale["expr"]) is not None and "secrets_init_controller_leader" in stale["expr"],
+                    f"PollStale must fire at 5 x controller.pollInterval ({poll_seconds}s), on the leader only")
+        for n in ctrl_alerts & set(got):
+            f.check(f'job="{controller_fullname(fullname)}"' in got[n]["expr"], f"{n}: must be pinned to this release's controller job")
 
     # --- Grafana dashboard --------------------------------------------------------------------
     gd = vals["metrics"]["grafanaDashboard"]
@@ -519,6 +576,9 @@ def check(docs, vals: dict, namespace: str, rules_path: str | None, notes: str |
     for kind, suffix in extras:
         f.check(any(d["metadata"]["name"].endswith(suffix) for d in k.get(kind, [])), f"extraObjects {kind} *{suffix} not rendered")
 
+    # --- secrets-init-controller --------------------------------------------------------------
+    check_controller(f, ctrl_docs, docs, vals, namespace, fullname, pod_labels, svc)
+
     # --- NOTES -------------------------------------------------------------------------------
     if notes is not None:
         ignore_warning = "WARNING: webhook.failurePolicy is Ignore" in notes
@@ -528,6 +588,184 @@ def check(docs, vals: dict, namespace: str, rules_path: str | None, notes: str |
         f.check(("hostNetwork is on" in notes) == bool(vals.get("hostNetwork")), "NOTES must explain hostNetwork exactly when it is on")
         f.check(f"(mutation mode: {mode})" in notes, "NOTES must name the mutation mode")
     return f.items
+
+
+def rbac_triples(rules) -> set:
+    """A Role's or ClusterRole's rules as (group, resource, verb, resourceName or None)."""
+    out = set()
+    for r in rules or []:
+        for g in r.get("apiGroups", []):
+            for res in r.get("resources", []):
+                for v in r.get("verbs", []):
+                    for n in r.get("resourceNames") or [None]:
+                        out.add((g, res, v, n))
+    return out
+
+
+def controller_rules(cv: dict) -> set:
+    """controller/README.md "Kubernetes RBAC": the ClusterRole, nothing more."""
+    want = {("apps", res, v, None) for res in ("deployments", "statefulsets", "daemonsets")
+            for v in ("get", "list", "watch", "patch")}
+    want |= {("", "pods", v, None) for v in ("get", "list", "watch")}
+    want.add(("events.k8s.io", "events", "create", None))
+    if cv.get("namespaceSelector"):
+        want |= {("", "namespaces", v, None) for v in ("list", "watch")}
+    if cv.get("followRefs"):
+        want |= {("", "configmaps", "get", None), ("", "secrets", "get", None)}
+    return want
+
+
+def check_controller(f: Failures, cdocs, docs, vals: dict, namespace: str, fullname: str, wh_pod_labels: dict, wh_svc: dict) -> None:
+    cv = vals["controller"]
+    for d in docs:
+        if d["kind"] in ("Role", "ClusterRole"):
+            for r in d.get("rules", []):
+                wild = [x for key in ("apiGroups", "resources", "verbs") for x in r.get(key, []) if "*" in x]
+                f.check(not wild, f"{d['kind']}/{d['metadata']['name']}: wildcard {wild} in a rule")
+    if not cv["enabled"]:
+        f.check(not cdocs, f"controller.enabled is false, yet controller objects are rendered: {[d['kind'] for d in cdocs]}")
+        rbac = [d["kind"] for d in docs if d["apiVersion"].startswith("rbac.authorization.k8s.io/")]
+        f.check(not rbac, f"without the controller the chart grants no Kubernetes permissions, renders {rbac}")
+        return
+    name = controller_fullname(fullname)
+    ck = index(cdocs)
+    by = {kind: [d for d in ck.get(kind, []) if d["metadata"]["name"] == name] for kind in ("Deployment", "Service", "ClusterRole", "ClusterRoleBinding", "ServiceMonitor", "PodDisruptionBudget")}
+    for kind in ("Deployment", "Service", "ClusterRole", "ClusterRoleBinding"):
+        f.check(len(by[kind]) == 1 and len(ck.get(kind, [])) == 1, f"controller: expected one {kind} named {name}, found {[d['metadata']['name'] for d in ck.get(kind, [])]}")
+    roles = ck.get("Role", [])
+    rbs = ck.get("RoleBinding", [])
+    f.check(len(roles) == 1 and len(rbs) == 1, "controller: expected exactly one Role and one RoleBinding (the Lease)")
+    f.check(not [d for d in docs if d["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding") and not is_controller(d)],
+            "only the controller has RBAC objects")
+    if not (by["Deployment"] and by["ClusterRole"] and by["ClusterRoleBinding"] and by["Service"] and roles and rbs):
+        return
+    dep = by["Deployment"][0]
+    pod = dep["spec"]["template"]["spec"]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    main = pod["containers"][0]
+    f.check(len(pod["containers"]) == 1 and not pod.get("initContainers"), "controller: one container, no init containers")
+    f.check(dep["spec"].get("replicas") == cv["replicas"], f"controller: replicas must be controller.replicas ({cv['replicas']})")
+    f.check(all(labels.get(kk) == vv for kk, vv in dep["spec"]["selector"]["matchLabels"].items()), "controller: selector must match its pods")
+    # Neither side's selectors may pick up the other's pods.
+    f.check(not all(labels.get(kk) == vv for kk, vv in wh_svc["spec"]["selector"].items()), "the webhook's Service selects the controller's pods")
+    f.check(not all(wh_pod_labels.get(kk) == vv for kk, vv in dep["spec"]["selector"]["matchLabels"].items()), "the controller's selector selects the webhook's pods")
+    for lk, lv in (vals.get("commonLabels") or {}).items():
+        f.check(labels.get(lk) == lv, f"controller pod template: commonLabels {lk}={lv} missing")
+
+    # Pod Security restricted, as the webhook's; the API token only as the declared projected volume.
+    pod_security(f, "controller", pod, cv.get("podSecurityContext"), cv.get("securityContext"))
+    f.check(not pod.get("hostNetwork"), "controller: must not use the host network")
+    f.check(pod.get("automountServiceAccountToken") is False, "controller: the token must come from the declared projected volume, not automounting")
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {m["mountPath"]: m for m in main.get("volumeMounts", [])}
+    tok = mounts.get(SA_TOKEN_DIR)
+    f.check(tok is not None and tok.get("readOnly") is True, f"controller: the API token must be mounted read-only at {SA_TOKEN_DIR}")
+    if tok:
+        srcs = vols.get(tok["name"], {}).get("projected", {}).get("sources", [])
+        kinds = sorted(next(iter(x)) for x in srcs)
+        f.check(kinds == ["configMap", "downwardAPI", "serviceAccountToken"], f"controller: token volume must project token, CA and namespace, has {kinds}")
+        for x in srcs:
+            if "serviceAccountToken" in x:
+                f.check(not x["serviceAccountToken"].get("audience") and x["serviceAccountToken"].get("expirationSeconds", 0) <= 3607,
+                        "controller: the API token must be a short-lived one for the API server")
+    f.check(set(vols) == {m["name"] for m in main.get("volumeMounts", [])}, "controller: only the volumes it mounts")
+    sa_name = cv["serviceAccount"].get("name") or (name if cv["serviceAccount"]["create"] else "default")
+    f.check(pod.get("serviceAccountName") == sa_name, f"controller: must run as ServiceAccount {sa_name}")
+    sas = [d for d in ck.get("ServiceAccount", [])]
+    f.check(len(sas) == (1 if cv["serviceAccount"]["create"] else 0), "controller: its ServiceAccount exactly when controller.serviceAccount.create")
+    for sa in sas:
+        f.check(sa["metadata"]["name"] == sa_name, f"controller ServiceAccount must be named {sa_name}")
+        f.check(sa.get("automountServiceAccountToken") is False, "controller ServiceAccount must not automount its token")
+        f.check((sa["metadata"].get("annotations") or {}) == cv["serviceAccount"]["annotations"], "controller ServiceAccount annotations must be controller.serviceAccount.annotations")
+
+    # Flags (controller/README.md), every one from its value.
+    args = main.get("args", [])
+    flags = {}
+    for a in args:
+        key, eq, val = a.partition("=")
+        f.check(key in CTRL_FLAGS, f"controller: {key} is not a flag of the controller")
+        f.check(key not in flags, f"controller: {key} given twice")
+        flags[key] = val if eq else True
+    region = cv.get("awsRegion") or vals["aws"].get("region") or None
+    port = cv["port"]
+    want = {"--poll-interval": cv["pollInterval"], "--cooldown": cv["cooldown"],
+            "--max-restarts-per-minute": str(cv["maxRestartsPerMinute"]),
+            "--lease-name": name, "--lease-namespace": namespace,
+            "--listen": f"0.0.0.0:{port}", "--log-format": cv["logFormat"]}
+    if region:
+        want["--aws-region"] = region
+    if cv.get("namespaceSelector"):
+        want["--namespace-selector"] = cv["namespaceSelector"]
+    if cv.get("sqsQueueUrl"):
+        want["--sqs-queue-url"] = cv["sqsQueueUrl"]
+    if cv.get("dryRun"):
+        want["--dry-run"] = True
+    if cv.get("followRefs"):
+        want["--follow-refs"] = True
+    f.check(flags == want, f"controller: flags {flags} must be {want}")
+    env = {e["name"]: e for e in main.get("env", [])}
+    f.check(env.get("POD_NAMESPACE", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace",
+            "controller: POD_NAMESPACE must come from the downward API")
+    for e in cv.get("extraEnv", []):
+        f.check(env.get(e["name"]) == e, f"controller: extraEnv {e['name']} missing")
+    ports = {p["name"]: p["containerPort"] for p in main.get("ports", [])}
+    f.check(ports == {"metrics": port}, f"controller: container port 'metrics' must be controller.port {port}")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        g = main.get(probe, {}).get("httpGet", {})
+        f.check(g.get("path") == path and g.get("scheme", "HTTP") == "HTTP" and ports.get(g.get("port"), g.get("port")) == port,
+                f"controller: {probe} must be HTTP GET {path} on controller.port {port}")
+    img = cv["image"]
+    f.check(main["image"] == (f"{img['repository']}@{img['digest']}" if img.get("digest") else f"{img['repository']}:{img.get('tag') or load_chart()['appVersion']}"),
+            "controller: image must be controller.image (digest wins, tag defaults to appVersion)")
+
+    # RBAC: exactly the spec's rules; the Lease in the release namespace only.
+    cr = by["ClusterRole"][0]
+    got_rules = rbac_triples(cr.get("rules"))
+    want_rules = controller_rules(cv)
+    f.check(got_rules == want_rules, f"controller ClusterRole: extra {sorted(got_rules - want_rules, key=str)}, missing {sorted(want_rules - got_rules, key=str)}")
+    f.check(not [t for t in got_rules if t[1] == "secrets"] or cv.get("followRefs"), "controller ClusterRole: reads secrets without controller.followRefs")
+    crb = by["ClusterRoleBinding"][0]
+    subject = [{"kind": "ServiceAccount", "name": sa_name, "namespace": namespace}]
+    f.check(crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}, "controller ClusterRoleBinding must bind its ClusterRole")
+    f.check(crb.get("subjects") == subject, f"controller ClusterRoleBinding subjects must be {subject}")
+    role, rb = roles[0], rbs[0]
+    f.check(role["metadata"].get("namespace") == namespace and rb["metadata"].get("namespace") == namespace,
+            "controller lease Role/RoleBinding must be namespaced in the release namespace")
+    lease = flags.get("--lease-name")
+    f.check(rbac_triples(role.get("rules")) == {("coordination.k8s.io", "leases", "create", None),
+                                                 ("coordination.k8s.io", "leases", "get", lease),
+                                                 ("coordination.k8s.io", "leases", "update", lease)},
+            f"controller lease Role must allow exactly create, and get/update on Lease {lease}")
+    f.check(rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}, "controller RoleBinding must bind the lease Role (kind Role)")
+    f.check(rb.get("subjects") == subject, f"controller RoleBinding subjects must be {subject}")
+
+    # Service, PDB, ServiceMonitor.
+    svc = by["Service"][0]
+    f.check(all(labels.get(kk) == vv for kk, vv in svc["spec"]["selector"].items()), "controller Service must select its pods")
+    sp = {p["name"]: p for p in svc["spec"]["ports"]}
+    f.check(list(sp) == ["metrics"] and sp["metrics"]["port"] == port and ports.get(sp["metrics"]["targetPort"], sp["metrics"]["targetPort"]) == port,
+            f"controller Service: one port 'metrics' on controller.port {port}")
+    want_pdb = cv["podDisruptionBudget"]["enabled"] and cv["replicas"] > 1
+    f.check(len(ck.get("PodDisruptionBudget", [])) == (1 if want_pdb else 0) == len(by["PodDisruptionBudget"]),
+            "controller PDB exactly when controller.podDisruptionBudget.enabled and replicas > 1")
+    for pdb in by["PodDisruptionBudget"]:
+        f.check(pdb["spec"].get("minAvailable") == cv["podDisruptionBudget"]["minAvailable"], "controller PDB minAvailable must be its value")
+        f.check(all(labels.get(kk) == vv for kk, vv in pdb["spec"]["selector"]["matchLabels"].items()), "controller PDB must select its pods")
+    want_sm = vals["metrics"]["serviceMonitor"]["enabled"]
+    f.check(len(ck.get("ServiceMonitor", [])) == (1 if want_sm else 0) == len(by["ServiceMonitor"]),
+            "controller ServiceMonitor exactly when metrics.serviceMonitor.enabled")
+    for sm in by["ServiceMonitor"]:
+        f.check(all(svc["metadata"]["labels"].get(kk) == vv for kk, vv in sm["spec"]["selector"]["matchLabels"].items()),
+                "controller ServiceMonitor must select the controller's Service (its name is the alerts' job)")
+        f.check(not all(wh_svc["metadata"]["labels"].get(kk) == vv for kk, vv in sm["spec"]["selector"]["matchLabels"].items()),
+                "controller ServiceMonitor must not select the webhook's Service")
+        eps = sm["spec"]["endpoints"]
+        f.check(len(eps) == 1 and eps[0].get("port") == "metrics" and eps[0].get("path") == "/metrics" and eps[0].get("honorLabels") is True,
+                "controller ServiceMonitor: /metrics on port 'metrics' with honorLabels (the failure metrics' own namespace label)")
+
+
+def load_chart() -> dict:
+    return yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
 
 
 def check_defaults() -> list[str]:
@@ -542,6 +780,13 @@ def check_defaults() -> list[str]:
     f.check(v["webhook"]["matchConditions"] == [], "default matchConditions must be the chart's (empty value)")
     f.check(v["image"]["repository"] == "ghcr.io/secrets-init/secrets-init-webhook", "default webhook image must be ghcr.io/secrets-init/secrets-init-webhook")
     f.check(v["secretsInit"]["image"]["repository"] == "ghcr.io/secrets-init/secrets-init", "default secrets-init image must be ghcr.io/secrets-init/secrets-init")
+    c = v["controller"]
+    f.check(c["enabled"] is False, "the controller must be opt-in (controller.enabled false)")
+    f.check(c["image"]["repository"] == "ghcr.io/secrets-init/secrets-init-controller", "default controller image must be ghcr.io/secrets-init/secrets-init-controller")
+    f.check((c["replicas"], c["pollInterval"], c["cooldown"], c["maxRestartsPerMinute"], c["port"]) == (2, "60s", "5m", 10, 9091),
+            "controller defaults must be the binary's: replicas 2, poll 60s, cooldown 5m, 10 restarts/min, port 9091")
+    f.check(not c["dryRun"] and not c["followRefs"] and not c["namespaceSelector"] and not c["sqsQueueUrl"],
+            "controller: dryRun, followRefs, namespaceSelector and sqsQueueUrl must be off by default")
     return f.items
 
 
@@ -552,9 +797,9 @@ def self_test(cases, namespace, rules_path) -> int:
             print(f"self-test needs passing renders; {name} has failures:\n  " + "\n  ".join(base), file=sys.stderr)
             return 1
 
-    def find(ds, kind, suffix=None):
+    def find(ds, kind, suffix=None, ctrl=False):
         for d in ds:
-            if d["kind"] == kind and (suffix is None or d["metadata"]["name"].endswith(suffix)):
+            if d["kind"] == kind and (suffix is None or d["metadata"]["name"].endswith(suffix)) and is_controller(d) == ctrl:
                 return d
         raise LookupError(kind)
 
@@ -578,6 +823,22 @@ def self_test(cases, namespace, rules_path) -> int:
     def need(cond):
         if not cond:
             raise LookupError("not applicable")
+
+    def cpod(ds):
+        return find(ds, "Deployment", ctrl=True)["spec"]["template"]["spec"]
+
+    def crules(ds):
+        return find(ds, "ClusterRole", ctrl=True)["rules"]
+
+    def cargs_edit(ds, fn):
+        c = cpod(ds)["containers"][0]
+        c["args"] = fn(c["args"])
+
+    def ctrl_rule(ds, alert):
+        return next(r for g in find(ds, "PrometheusRule")["spec"]["groups"] for r in g["rules"] if r.get("alert") == alert)
+
+    def on(v):
+        return v["controller"]["enabled"]
 
     breakages = {
         "failurePolicy flipped": lambda ds, v: wh(ds).update(failurePolicy="Ignore" if wh(ds)["failurePolicy"] == "Fail" else "Fail"),
@@ -628,6 +889,47 @@ def self_test(cases, namespace, rules_path) -> int:
         "alert unscoped": lambda ds, v: next(r for r in rules(ds) if r.get("alert") == "SecretsInitWebhookErrors").update(expr="sum(rate(secrets_init_webhook_admission_requests_total[5m])) > 1"),
         "dashboard without sidecar label": lambda ds, v: find(ds, "ConfigMap", "-dashboard")["metadata"]["labels"].pop("grafana_dashboard"),
         "dashboard stale": lambda ds, v: find(ds, "ConfigMap", "-dashboard")["data"].update({"secrets-init-webhook.json": "{}"}),
+        # secrets-init-controller
+        "controller objects though disabled": lambda ds, v: (need(not on(v)), ds.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "x-controller", "labels": {"app.kubernetes.io/name": CTRL_NAME}}, "rules": []})),
+        "controller ClusterRole wildcard verb": lambda ds, v: crules(ds)[0]["verbs"].append("*"),
+        "controller ClusterRole wildcard resource": lambda ds, v: crules(ds).append({"apiGroups": ["apps"], "resources": ["*"], "verbs": ["get"]}),
+        "controller reads secrets without followRefs": lambda ds, v: (need(not v["controller"]["followRefs"]), crules(ds).append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})),
+        "controller lists secrets with followRefs": lambda ds, v: (need(v["controller"]["followRefs"]), next(r for r in crules(ds) if "secrets" in r["resources"])["verbs"].append("list")),
+        "controller deletes workloads": lambda ds, v: crules(ds)[0]["verbs"].append("delete"),
+        "namespaces rule lost with namespaceSelector": lambda ds, v: (need(v["controller"]["namespaceSelector"]), crules(ds).remove(next(r for r in crules(ds) if "namespaces" in r["resources"]))),
+        "namespaces rule without namespaceSelector": lambda ds, v: (need(on(v) and not v["controller"]["namespaceSelector"]), crules(ds).append({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]})),
+        "ClusterRoleBinding to the default ServiceAccount": lambda ds, v: find(ds, "ClusterRoleBinding", ctrl=True)["subjects"][0].update(name="default"),
+        "lease Role made a ClusterRole": lambda ds, v: (find(ds, "Role", ctrl=True).update(kind="ClusterRole"), find(ds, "ClusterRole", "-lease", ctrl=True)["metadata"].pop("namespace")),
+        "lease Role in another namespace": lambda ds, v: find(ds, "Role", ctrl=True)["metadata"].update(namespace="kube-system"),
+        "lease Role for every Lease": lambda ds, v: find(ds, "Role", ctrl=True)["rules"][1].pop("resourceNames"),
+        "lease Role may delete": lambda ds, v: find(ds, "Role", ctrl=True)["rules"][1]["verbs"].append("delete"),
+        "controller privilege escalation": lambda ds, v: cpod(ds)["containers"][0]["securityContext"].update(allowPrivilegeEscalation=True),
+        "controller writable root fs": lambda ds, v: cpod(ds)["containers"][0]["securityContext"].pop("readOnlyRootFilesystem"),
+        "controller runs as root": lambda ds, v: cpod(ds)["securityContext"].update(runAsUser=0),
+        "controller without seccomp": lambda ds, v: [cpod(ds)["securityContext"].pop("seccompProfile"), cpod(ds)["containers"][0]["securityContext"].pop("seccompProfile")],
+        "controller hostPath volume": lambda ds, v: cpod(ds)["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+        "controller automounts its token": lambda ds, v: cpod(ds).update(automountServiceAccountToken=True),
+        "controller token volume with an audience": lambda ds, v: cpod(ds)["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"].update(audience="sts.amazonaws.com"),
+        "controller without resources": lambda ds, v: cpod(ds)["containers"][0].pop("resources"),
+        "controller lease in another namespace": lambda ds, v: cargs_edit(ds, lambda a: [x if not x.startswith("--lease-namespace=") else "--lease-namespace=default" for x in a]),
+        "controller flag unknown": lambda ds, v: cargs_edit(ds, lambda a: a + ["--colour=blue"]),
+        "controller follow-refs flag lost": lambda ds, v: (need(v["controller"]["followRefs"]), cargs_edit(ds, lambda a: [x for x in a if x != "--follow-refs"])),
+        "controller dry-run flag lost": lambda ds, v: (need(v["controller"]["dryRun"]), cargs_edit(ds, lambda a: [x for x in a if x != "--dry-run"])),
+        "controller poll interval not its value": lambda ds, v: cargs_edit(ds, lambda a: [x if not x.startswith("--poll-interval=") else "--poll-interval=1s" for x in a]),
+        "controller POD_NAMESPACE lost": lambda ds, v: cpod(ds)["containers"][0].update(env=[e for e in cpod(ds)["containers"][0]["env"] if e["name"] != "POD_NAMESPACE"]),
+        "controller readiness on /healthz": lambda ds, v: cpod(ds)["containers"][0]["readinessProbe"]["httpGet"].update(path="/healthz"),
+        "controller image is the webhook's": lambda ds, v: cpod(ds)["containers"][0].update(image=pod(ds)["containers"][0]["image"]),
+        "controller Service selects the webhook's pods": lambda ds, v: find(ds, "Service", ctrl=True)["spec"].update(selector=dict(find(ds, "Service")["spec"]["selector"])),
+        "controller pods match the webhook's Service": lambda ds, v: find(ds, "Deployment", ctrl=True)["spec"]["template"]["metadata"]["labels"].update(find(ds, "Service")["spec"]["selector"]),
+        "controller PDB with one replica": lambda ds, v: (need(on(v) and v["controller"]["replicas"] == 1), ds.append(copy.deepcopy(find(ds, "Service", ctrl=True)) | {"kind": "PodDisruptionBudget", "apiVersion": "policy/v1", "spec": {"minAvailable": 1, "selector": {"matchLabels": {}}}})),
+        "controller PDB lost": lambda ds, v: ds.remove(find(ds, "PodDisruptionBudget", ctrl=True)),
+        "controller ServiceMonitor without honorLabels": lambda ds, v: find(ds, "ServiceMonitor", ctrl=True)["spec"]["endpoints"][0].pop("honorLabels"),
+        "controller ServiceMonitor lost": lambda ds, v: ds.remove(find(ds, "ServiceMonitor", ctrl=True)),
+        "controller alerts without the controller": lambda ds, v: (need(not on(v)), rules(ds).append(copy.deepcopy(rules(ds)[0]) | {"alert": "SecretsInitControllerNoLeader"})),
+        "controller alerts lost": lambda ds, v: (need(on(v)), find(ds, "PrometheusRule")["spec"].update(groups=[g for g in find(ds, "PrometheusRule")["spec"]["groups"] if g["name"] != CTRL_GROUP])),
+        "PollStale at the default interval": lambda ds, v: (need(v["controller"]["pollInterval"] != "60s"), ctrl_rule(ds, "SecretsInitControllerPollStale").update(expr=ctrl_rule(ds, "SecretsInitControllerPollStale")["expr"].replace("> 5 * 120", "> 5 * 60"))),
+        "ResolutionFailing for any release": lambda ds, v: ctrl_rule(ds, "SecretsInitResolutionFailing").update(expr="sum by (namespace, code) (increase(secrets_init_resolution_failures_total[10m])) > 0\n"),
+        "ResolutionFailing pinned to the controller's namespace": lambda ds, v: ctrl_rule(ds, "SecretsInitResolutionFailing").update(expr=ctrl_rule(ds, "SecretsInitResolutionFailing")["expr"].replace("{job=", "{namespace=\"secrets-init-system\", job=")),
     }
     note_breakages = {
         "NOTES without the Ignore warning": lambda n, v: (need(v["webhook"]["failurePolicy"] == "Ignore"), n.replace("WARNING: webhook.failurePolicy is Ignore", ""))[1],

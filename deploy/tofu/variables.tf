@@ -43,7 +43,7 @@ variable "chart_path" {
 }
 
 variable "ecr_repository_prefix" {
-  description = "Prefix of the two ECR repository names, e.g. \"platform/\" gives platform/secrets-init-webhook and platform/secrets-init. Empty: secrets-init-webhook and secrets-init."
+  description = "Prefix of the ECR repository names, e.g. \"platform/\" gives platform/secrets-init-webhook, platform/secrets-init (and platform/secrets-init-controller with controller_enabled). Empty: no prefix."
   type        = string
   default     = ""
 }
@@ -153,6 +153,57 @@ variable "example_app" {
   validation {
     condition     = !var.example_app.enabled || length(trimspace(var.example_app.secret_name_prefix)) > 0
     error_message = "example_app.secret_name_prefix must not be empty: it scopes the role to a set of secrets."
+  }
+}
+
+variable "controller_enabled" {
+  description = "Deploy secrets-init-controller (chart value controller.enabled): restarts workloads annotated secretsinit.io/reload when their secrets or parameters change. Creates its ECR repository, IAM role (metadata only: ListSecrets, DescribeSecret, DescribeParameters) and Pod Identity association."
+  type        = bool
+  default     = false
+}
+
+variable "controller_image_digest" {
+  description = "Digest (sha256:...) of the pushed controller image. Null: use image_tag."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.controller_image_digest == null || can(regex("^sha256:[a-f0-9]{64}$", var.controller_image_digest))
+    error_message = "controller_image_digest must be sha256:<64 hex digits>."
+  }
+}
+
+variable "controller_describe_secret_arns" {
+  description = "Secrets whose metadata the controller may DescribeSecret (ARN patterns). Null: every secret of this account, in any region. A denied id is logged and left unwatched."
+  type        = list(string)
+  default     = null
+
+  validation {
+    # A conditional, not ||: only the branch it takes is evaluated (|| evaluates both).
+    condition     = var.controller_describe_secret_arns == null ? true : alltrue([for a in var.controller_describe_secret_arns : can(regex("^arn:[a-z-]+:secretsmanager:[a-z0-9*-]*:[0-9]{12}:secret:.+$", a))])
+    error_message = "controller_describe_secret_arns must be Secrets Manager secret ARNs (patterns allowed): arn:aws:secretsmanager:<region>:<account>:secret:<name>."
+  }
+}
+
+variable "controller_events_enabled" {
+  description = "Feed the controller change events: EventBridge rules (Secrets Manager PutSecretValue, UpdateSecretVersionStage, RotationSucceeded through CloudTrail, which needs a trail logging management events; Parameter Store Change) into an encrypted SQS queue it long-polls (chart value controller.sqsQueueUrl). Polling stays on either way."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.controller_events_enabled || var.controller_enabled
+    error_message = "controller_events_enabled needs controller_enabled."
+  }
+}
+
+variable "controller_events_kms_key_arn" {
+  description = "Customer managed KMS key for the event queue (its key policy must allow events.amazonaws.com kms:GenerateDataKey and kms:Decrypt; the controller's role gets kms:Decrypt through SQS). Null: SQS-managed encryption (SSE-SQS)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.controller_events_kms_key_arn == null || can(regex("^arn:[a-z-]+:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.controller_events_kms_key_arn))
+    error_message = "controller_events_kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)."
   }
 }
 

@@ -210,3 +210,66 @@ failurePolicy). deploy/tests/check_cel.py evaluates these against golden pods.
     || (has(object.spec.initContainers) && object.spec.initContainers.exists(c, has(c.env)
     && c.env.exists(e, has(e.value) && (e.value.contains('awssm:') || e.value.contains('awsssm:')))))
 {{- end -}}
+
+{{/*
+secrets-init-controller. Its own name label (app.kubernetes.io/name:
+secrets-init-controller), so that the webhook's Service, PodDisruptionBudget, spread
+constraints and NetworkPolicy, which select the webhook's name label, never select the
+controller's pods (and the webhook's selector, immutable in a Deployment, stays as it is).
+Names: <fullname>-controller, the fullname cut so the whole stays within 63 characters.
+*/}}
+{{- define "siw.controllerFullname" -}}
+{{- printf "%s-controller" (include "siw.fullname" . | trunc 52 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "siw.controllerSelectorLabels" -}}
+app.kubernetes.io/name: secrets-init-controller
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "siw.controllerLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "siw.controllerSelectorLabels" . }}
+app.kubernetes.io/component: controller
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: secrets-init
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "siw.controllerServiceAccountName" -}}
+{{- if .Values.controller.serviceAccount.create -}}
+{{- default (include "siw.controllerFullname" .) .Values.controller.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.controller.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A Go/humantime duration made of ms|s|m|h parts ("60s", "2m", "1m30s") in whole seconds,
+at least 1 (controller.pollInterval: the PollStale alert's threshold is 5 intervals).
+*/}}
+{{- define "siw.durationSeconds" -}}
+{{- $v := toString . | trim -}}
+{{- if not (regexMatch "^([0-9]+(ms|s|m|h))+$" $v) -}}
+{{- fail (printf "%q is not a duration of the form 60s, 2m or 1m30s" $v) -}}
+{{- end -}}
+{{- $ms := 0 -}}
+{{- range regexFindAll "[0-9]+(ms|s|m|h)" $v -1 -}}
+{{- if hasSuffix "ms" . -}}
+{{- $ms = add $ms (trimSuffix "ms" . | int) -}}
+{{- else if hasSuffix "s" . -}}
+{{- $ms = add $ms (mul (trimSuffix "s" . | int) 1000) -}}
+{{- else if hasSuffix "m" . -}}
+{{- $ms = add $ms (mul (trimSuffix "m" . | int) 60000) -}}
+{{- else -}}
+{{- $ms = add $ms (mul (trimSuffix "h" . | int) 3600000) -}}
+{{- end -}}
+{{- end -}}
+{{- if lt (int $ms) 1000 -}}
+{{- fail (printf "%q: the controller's poll interval must be at least 1s" $v) -}}
+{{- end -}}
+{{- div $ms 1000 -}}
+{{- end -}}
