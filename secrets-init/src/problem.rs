@@ -56,6 +56,33 @@ pub enum Code {
     NotFetched,
 }
 
+/// Every code but [`Code::Aws`]: the names secrets-init gives problems itself or acts on.
+/// Readers of the termination log (secrets-init-controller counts failures by code) take
+/// their bounded label set from it.
+pub static NAMED: [Code; 21] = [
+    Code::ResourceNotFound,
+    Code::AccessDenied,
+    Code::DecryptionFailure,
+    Code::ParameterNotFound,
+    Code::ParameterVersionNotFound,
+    Code::ParameterVersionLabelNotFound,
+    Code::MalformedPlaceholder,
+    Code::SecretNotJsonObject,
+    Code::NoParametersUnderPath,
+    Code::KeyNotFound,
+    Code::PointerNotFound,
+    Code::MalformedPointer,
+    Code::SecretBinaryNotText,
+    Code::EmptySecret,
+    Code::ValueContainsNul,
+    Code::NoRegion,
+    Code::NetworkError,
+    Code::Timeout,
+    Code::RequestFailed,
+    Code::UnknownError,
+    Code::NotFetched,
+];
+
 impl Code {
     /// Reads a code AWS sent: the ones secrets-init acts on get their own variant, any other
     /// is kept as AWS spelled it.
@@ -172,6 +199,17 @@ impl fmt::Display for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_lists_every_code_but_aws_once() {
+        let names: std::collections::BTreeSet<&str> = NAMED.iter().map(Code::as_str).collect();
+        assert_eq!(names.len(), NAMED.len());
+        assert!(NAMED.iter().all(|c| !matches!(c, Code::Aws(_))));
+        // from_aws gives the named variant back for the AWS codes it knows
+        for c in &NAMED[..6] {
+            assert_eq!(&Code::from_aws(c.as_str()), c);
+        }
+    }
 
     #[test]
     fn aws_codes_keep_their_spelling() {
