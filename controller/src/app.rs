@@ -435,11 +435,15 @@ impl Leader {
         };
         if asked.is_empty() {
             if event.is_none() {
+                self.metrics.poll_rounds.inc();
                 self.metrics.last_successful_poll.set(unix_now());
             }
             return;
         }
         let observations = detect::observe(&self.aws, &self.metrics, &asked).await;
+        if event.is_none() {
+            self.metrics.poll_rounds.inc();
+        }
         let mut all_ok = true;
         for (key, observation) in &observations {
             match observation {

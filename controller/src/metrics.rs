@@ -14,6 +14,7 @@ pub struct Metrics {
     held: IntCounterVec,
     detection_calls: IntCounterVec,
     pub last_successful_poll: IntGauge,
+    pub poll_rounds: IntCounter,
     pub watched_ids: IntGaugeVec,
     pub unwatched: IntGaugeVec,
     pub malformed: IntCounter,
@@ -71,6 +72,12 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(last_successful_poll.clone()))
             .expect("registered once");
+        let poll_rounds = IntCounter::new(
+            "secrets_init_controller_poll_rounds_total",
+            "Poll rounds run by the leader (calls per round = detection calls / rounds).",
+        )
+        .expect("valid metric");
+        r.register(Box::new(poll_rounds.clone())).expect("registered once");
         let watched_ids = gauge_vec(
             &r,
             "secrets_init_controller_watched_ids",
@@ -122,6 +129,7 @@ impl Metrics {
             held,
             detection_calls,
             last_successful_poll,
+            poll_rounds,
             watched_ids,
             unwatched,
             malformed,
@@ -173,6 +181,7 @@ mod tests {
             "secrets_init_controller_restarts_held_total{reason=\"cooldown\"} 0",
             "secrets_init_controller_detection_calls_total{api=\"ListSecrets\",result=\"ok\"} 1",
             "secrets_init_controller_last_successful_poll_timestamp_seconds 0",
+            "secrets_init_controller_poll_rounds_total 0",
             "secrets_init_controller_watched_ids{source=\"awssm\"} 0",
             "secrets_init_controller_unwatched_references{reason=\"pinned\"} 1",
             "secrets_init_controller_malformed_placeholders_total 0",

@@ -322,11 +322,12 @@ mod tests {
             }
         }));
         let refs = template_refs(&t, "us-east-1");
-        let shown: Vec<String> = refs
+        let mut shown: Vec<String> = refs
             .watched
             .iter()
             .map(|k| format!("{} {} {}", k.display(), k.region, k.stage))
             .collect();
+        shown.sort();
         assert_eq!(
             shown,
             [
