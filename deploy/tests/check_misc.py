@@ -2,6 +2,7 @@
 """Consistency checks for deploy/ that no single tool covers.
 
     check_misc.py metrics   WEBHOOK_SRC_DIR      contract metric names exist in the webhook's source
+    check_misc.py controller-metrics CONTROLLER_SRC_DIR   the controller's (controller/README.md) in its source
     check_misc.py dashboard DASHBOARD.json OUT   every query uses known metrics; writes OUT, a rules
                                                  file of the queries for `promtool check rules`
     check_misc.py coverage  RULES.yaml TESTS...  every alert has a firing and a silent promtool test
@@ -33,13 +34,13 @@ CONTRACT_METRICS = {
     "secrets_init_webhook_tls_cert_expiry_timestamp_seconds",
 }
 # controller/README.md "Metrics": what secrets-init-controller exports (its alert group in
-# rules.yaml uses them; the controller binary is written separately, so its source is not
-# grepped for them here).
+# rules.yaml and the runbooks use them).
 CONTROLLER_METRICS = {
     "secrets_init_controller_restarts_total",
     "secrets_init_controller_restarts_held_total",
     "secrets_init_controller_detection_calls_total",
     "secrets_init_controller_last_successful_poll_timestamp_seconds",
+    "secrets_init_controller_poll_rounds_total",
     "secrets_init_controller_watched_ids",
     "secrets_init_controller_unwatched_references",
     "secrets_init_controller_malformed_placeholders_total",
@@ -88,6 +89,15 @@ def cmd_metrics(src_dir: str) -> None:
         fail(f"metrics of contract section 6 not found as string literals in {src_dir}: {missing} "
              "(the alert rules and dashboard depend on these exact names)")
     print(f"metrics: all {len(CONTRACT_METRICS)} contract metric names are registered in {src_dir}")
+
+
+def cmd_controller_metrics(src_dir: str) -> None:
+    text = "\n".join(p.read_text(encoding="utf-8") for p in pathlib.Path(src_dir).rglob("*.rs"))
+    missing = sorted(m for m in CONTROLLER_METRICS if f'"{m}"' not in text)
+    if missing:
+        fail(f"metrics of controller/README.md not found as string literals in {src_dir}: {missing} "
+             "(the controller's alert rules depend on these exact names)")
+    print(f"controller-metrics: all {len(CONTROLLER_METRICS)} metric names of controller/README.md are registered in {src_dir}")
 
 
 def cmd_dashboard(path: str, out: str) -> None:
@@ -421,6 +431,7 @@ def main() -> None:
         sys.exit(2)
     cmd, args = sys.argv[1], sys.argv[2:]
     {"metrics": lambda: cmd_metrics(args[0]),
+     "controller-metrics": lambda: cmd_controller_metrics(args[0]),
      "dashboard": lambda: cmd_dashboard(args[0], args[1]),
      "coverage": lambda: cmd_coverage(args[0], args[1:]),
      "stages": lambda: cmd_stages(args[0], args[1]),

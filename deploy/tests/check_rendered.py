@@ -75,7 +75,7 @@ SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # controller/README.md "Flags" (each given as --flag=value, or alone for the booleans).
 CTRL_FLAGS = {"--poll-interval", "--aws-region", "--namespace-selector", "--cooldown", "--max-restarts-per-minute",
               "--dry-run", "--follow-refs", "--sqs-queue-url", "--leader-election", "--lease-name",
-              "--lease-namespace", "--lease-duration", "--identity", "--listen", "--log-format"}
+              "--lease-namespace", "--lease-duration", "--identity", "--listen", "--log-format", "--shutdown-timeout"}
 # Annotations that configure a tool rather than the object have no place in the chart.
 TOOL_ANNOTATION = re.compile(r"^(checkov\.io|kics\.io|trivy\.|datree\.io|polaris\.|kube-score/)")
 
@@ -603,11 +603,12 @@ def rbac_triples(rules) -> set:
 
 
 def controller_rules(cv: dict) -> set:
-    """controller/README.md "Kubernetes RBAC": the ClusterRole, nothing more."""
+    """controller/README.md "Kubernetes RBAC" (plus patch on events): the ClusterRole, nothing more."""
     want = {("apps", res, v, None) for res in ("deployments", "statefulsets", "daemonsets")
             for v in ("get", "list", "watch", "patch")}
     want |= {("", "pods", v, None) for v in ("get", "list", "watch")}
-    want.add(("events.k8s.io", "events", "create", None))
+    # + patch: kube-runtime's Event recorder turns a repeated Event into a series by patching it.
+    want |= {("events.k8s.io", "events", "create", None), ("events.k8s.io", "events", "patch", None)}
     if cv.get("namespaceSelector"):
         want |= {("", "namespaces", v, None) for v in ("list", "watch")}
     if cv.get("followRefs"):
