@@ -587,6 +587,9 @@ def check(docs, vals: dict, namespace: str, rules_path: str | None, notes: str |
         f.check(deprecated == bool(wv.get("mutationMode")), "NOTES must carry the deprecation line exactly when webhook.mutationMode is set")
         f.check(("hostNetwork is on" in notes) == bool(vals.get("hostNetwork")), "NOTES must explain hostNetwork exactly when it is on")
         f.check(f"(mutation mode: {mode})" in notes, "NOTES must name the mutation mode")
+        cv = vals["controller"]
+        f.check(("secrets-init-controller runs beside it" in notes) == bool(cv["enabled"]), "NOTES must describe the controller exactly when it is enabled")
+        f.check(("controller.dryRun is on" in notes) == bool(cv["enabled"] and cv["dryRun"]), "NOTES must say so exactly when the controller runs with dryRun")
     return f.items
 
 
@@ -936,6 +939,8 @@ def self_test(cases, namespace, rules_path) -> int:
         "NOTES without the Ignore warning": lambda n, v: (need(v["webhook"]["failurePolicy"] == "Ignore"), n.replace("WARNING: webhook.failurePolicy is Ignore", ""))[1],
         "NOTES without the deprecation line": lambda n, v: (need(v["webhook"]["mutationMode"]), n.replace("DEPRECATED: webhook.mutationMode", ""))[1],
         "NOTES warn about Ignore under Fail": lambda n, v: (need(v["webhook"]["failurePolicy"] == "Fail"), n + "\nWARNING: webhook.failurePolicy is Ignore")[1],
+        "NOTES without the controller": lambda n, v: (need(v["controller"]["enabled"]), n.replace("secrets-init-controller runs beside it", ""))[1],
+        "NOTES without the dry-run line": lambda n, v: (need(v["controller"]["dryRun"]), n.replace("controller.dryRun is on", ""))[1],
     }
     missed, unapplied = [], []
     for name, breakit in breakages.items():
