@@ -606,7 +606,7 @@ def rbac_triples(rules) -> set:
 
 
 def controller_rules(cv: dict) -> set:
-    """controller/README.md "Kubernetes RBAC" (plus patch on events): the ClusterRole, nothing more."""
+    """controller/README.md "Kubernetes RBAC": the ClusterRole, nothing more."""
     want = {("apps", res, v, None) for res in ("deployments", "statefulsets", "daemonsets")
             for v in ("get", "list", "watch", "patch")}
     want |= {("", "pods", v, None) for v in ("get", "list", "watch")}
