@@ -106,7 +106,8 @@ pub async fn run(
     let mut observed_record: Option<(String, Instant)> = None;
     let mut last_renew: Option<Instant> = None;
     loop {
-        let holding = try_once(&api, &settings, &observed, &mut observed_record).await;
+        let leading = *leader.borrow();
+        let holding = try_once(&api, &settings, &observed, &mut observed_record, leading).await;
         match holding {
             Ok(true) => last_renew = Some(Instant::now()),
             Ok(false) => last_renew = None,
@@ -149,11 +150,16 @@ fn holder(lease: &Lease) -> Option<&str> {
 }
 
 /// One round: create, renew or take over. Ok(true) when this replica holds the Lease after it.
+/// `leading`: whether this replica leads now; when it does not, the versions recorded in the
+/// Lease are handed to the poller even if the Lease names this replica (its own Lease, lapsed
+/// while the API server was away, or held under the same identity by a restarted container):
+/// the poller dropped what it had seen when it stopped leading.
 async fn try_once(
     api: &Api<Lease>,
     settings: &Settings,
     observed: &SharedObserved,
     observed_record: &mut Option<(String, Instant)>,
+    leading: bool,
 ) -> Result<bool, kube::Error> {
     let duration_secs = i32::try_from(settings.duration.as_secs().max(1)).unwrap_or(i32::MAX);
     let current = match api.get_opt(&settings.name).await? {
@@ -225,7 +231,7 @@ async fn try_once(
     {
         let mut o = observed.lock().unwrap_or_else(|e| e.into_inner());
         let annotations = lease.metadata.annotations.get_or_insert_with(BTreeMap::new);
-        if taking_over {
+        if taking_over || !leading {
             o.inherited = annotations.get(ANNOTATION_OBSERVED).cloned();
         }
         if let Some(latest) = &o.latest {
