@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use mutation_modes::{
     ANNOTATION_INJECT, ANNOTATION_INJECTED, Decision, ImageConfig, ImageConfigError,
-    ImageConfigSource, ModeKind, MutationConfig, Platform,
+    ImageConfigSource, LABEL_INJECTED, ModeKind, MutationConfig, Platform,
 };
 
 /// A deterministic image source: the answer depends only on the image name, so the same
@@ -82,8 +82,9 @@ pub fn config(mode: ModeKind) -> MutationConfig {
 
 /// Mutates `pod` in every mode and checks what must always hold:
 /// - a denial has a non-empty message;
-/// - a patch applies to the pod as serialised, gives a valid Pod marked injected, and only
-///   ever adds to the pod's metadata (never drops an annotation or a label);
+/// - a patch applies to the pod as serialised, gives a valid Pod marked injected (annotation
+///   and label, both the mode), and only ever adds to the pod's metadata (never drops an
+///   annotation or a label, changes no label but its own);
 /// - mutating the result again is a no-op (`Skipped`).
 pub fn check_all_modes(pod: &Pod) {
     for mode in ModeKind::ALL {
@@ -100,7 +101,10 @@ pub fn check_mode(pod: &Pod, mode: ModeKind) {
             return;
         }
     };
-    let Decision::Mutated { patch, .. } = decision else {
+    let Decision::Mutated {
+        patch, mode: used, ..
+    } = decision
+    else {
         return;
     };
     let original = serde_json::to_value(pod).expect("a Pod serialises");
@@ -117,9 +121,12 @@ pub fn check_mode(pod: &Pod, mode: ModeKind) {
     for (k, v) in pod.metadata.annotations.iter().flatten() {
         assert_eq!(annotations.get(k), Some(v), "annotation {k} changed");
     }
+    let mut labels = pod.metadata.labels.clone().unwrap_or_default();
+    labels.insert(LABEL_INJECTED.to_owned(), used.to_string());
     assert_eq!(
-        pod.metadata.labels, mutated.metadata.labels,
-        "labels changed"
+        mutated.metadata.labels,
+        Some(labels),
+        "labels other than {LABEL_INJECTED} changed, or it is not the mode"
     );
     match mutate(&mutated, &config) {
         Ok(Decision::Skipped { .. }) => {}

@@ -521,9 +521,9 @@ async fn look_up_one<S: ImageConfigSource>(
 }
 
 /// Step 4: the JSON patch. Pure and linear in the size of the pod: only the changed parts
-/// (the selected containers' touched fields, the volumes, one annotation) are copied and
-/// compared, not the whole pod (cloning and serializing a full pod twice to diff it cost
-/// most of the admission: BENCHMARKS.md, "Mutation core").
+/// (the selected containers' touched fields, the volumes, one annotation and one label) are
+/// copied and compared, not the whole pod (cloning and serializing a full pod twice to diff
+/// it cost most of the admission: BENCHMARKS.md, "Mutation core").
 pub fn build_patch(
     pod: &Pod,
     plan: &Plan,
@@ -561,20 +561,20 @@ pub fn build_patch(
         }
     }
     let mode = Value::String(plan.mode.to_string());
-    patch.push(match &pod.metadata.annotations {
-        None => add(
-            PointerBuf::from_tokens(["metadata", "annotations"]),
-            Value::Object(
-                [(ANNOTATION_INJECTED.to_owned(), mode)]
-                    .into_iter()
-                    .collect(),
-            ),
-        ),
-        Some(_) => add(
-            PointerBuf::from_tokens(["metadata", "annotations", ANNOTATION_INJECTED]),
-            mode,
-        ),
-    });
+    patch.push(metadata_entry(
+        "annotations",
+        pod.metadata.annotations.is_some(),
+        ANNOTATION_INJECTED,
+        mode.clone(),
+    ));
+    // The same mark as a label (the mode names are valid label values), so that
+    // secrets-init-controller can watch only injected pods, by label selector.
+    patch.push(metadata_entry(
+        "labels",
+        pod.metadata.labels.is_some(),
+        LABEL_INJECTED,
+        mode,
+    ));
     if let Some(init) = additions.init_container {
         // Inserting is a separate `add .../initContainers/0` op (applied last), so the patch
         // never rewrites the user's init containers just because their indexes shifted.
@@ -670,6 +670,20 @@ fn container_ops(
     }
 }
 
+/// `add` of `key: value` to the map `metadata.<map>`: the whole map when the pod has none, else
+/// the one entry (`/` in the key escaped by the pointer, `secretsinit.io~1injected`; an entry
+/// already there is replaced, as `add` does on an object).
+fn metadata_entry(map: &str, exists: bool, key: &str, value: Value) -> PatchOperation {
+    if exists {
+        add(PointerBuf::from_tokens(["metadata", map, key]), value)
+    } else {
+        add(
+            PointerBuf::from_tokens(["metadata", map]),
+            Value::Object([(key.to_owned(), value)].into_iter().collect()),
+        )
+    }
+}
+
 /// `replace` a field that is there, `add` one that is not.
 fn set(path: PointerBuf, present: bool, value: Value) -> PatchOperation {
     if present {
@@ -750,6 +764,125 @@ mod tests {
         ];
         for (s, want) in cases {
             assert_eq!(platform_of(&s).to_string(), want, "{:?}", s.node_selector);
+        }
+    }
+
+    /// A pod with a command (no image config is read), with these labels and extra annotations.
+    fn command_pod(labels: Option<&[(&str, &str)]>, annotations: &[(&str, &str)]) -> Pod {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "p",
+                "labels": labels.map(map),
+                "annotations": map(&[&[(ANNOTATION_INJECT, "true")], annotations].concat()),
+            },
+            "spec": {"containers": [{
+                "name": "app", "image": "registry.example/app:1", "command": ["/app"],
+                "env": [{"name": "A", "value": "awssm:prod/a"}],
+            }]},
+        }))
+        .unwrap()
+    }
+
+    /// Every image (and image-swap variant) exists.
+    struct AnyImage;
+    impl ImageConfigSource for AnyImage {
+        async fn image_config(
+            &self,
+            _: &str,
+            _: &Platform,
+        ) -> Result<ImageConfig, ImageConfigError> {
+            Ok(ImageConfig::default())
+        }
+    }
+
+    fn run(pod: &Pod, mode: ModeKind) -> Decision {
+        let config = MutationConfig {
+            default_mode: mode,
+            ..MutationConfig::default()
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(mutate_pod(pod, &config, &AnyImage))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_injected_label_is_added_to_the_labels_or_as_them() {
+        for mode in ModeKind::ALL {
+            for labels in [None, Some(&[][..]), Some(&[("app", "x")][..])] {
+                let pod = command_pod(labels, &[]);
+                let Decision::Mutated { patch, .. } = run(&pod, mode) else {
+                    panic!("{mode}: not mutated");
+                };
+                let ops = serde_json::to_value(&patch).unwrap();
+                let label_ops: Vec<&Value> = ops
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|op| op["path"].as_str().unwrap().starts_with("/metadata/labels"))
+                    .collect();
+                let want = match labels {
+                    None => serde_json::json!({"op": "add", "path": "/metadata/labels",
+                        "value": {"secretsinit.io/injected": mode.as_str()}}),
+                    Some(_) => serde_json::json!({"op": "add",
+                        "path": "/metadata/labels/secretsinit.io~1injected",
+                        "value": mode.as_str()}),
+                };
+                assert_eq!(label_ops, [&want], "{mode}, labels {labels:?}");
+                let mut doc = serde_json::to_value(&pod).unwrap();
+                json_patch::patch(&mut doc, &patch).unwrap();
+                let mut want_labels: BTreeMap<String, String> = labels
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect();
+                want_labels.insert(LABEL_INJECTED.to_owned(), mode.to_string());
+                assert_eq!(
+                    doc["metadata"]["labels"],
+                    serde_json::to_value(want_labels).unwrap()
+                );
+            }
+        }
+    }
+
+    /// Kubernetes' label value rule: at most 63 characters, alphanumerics, `-`, `_`, `.`,
+    /// beginning and ending with an alphanumeric.
+    #[test]
+    fn every_mode_name_is_a_valid_label_value() {
+        for mode in ModeKind::ALL {
+            let v = mode.as_str();
+            let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+            assert!(
+                v.len() <= 63
+                    && alnum(v.chars().next())
+                    && alnum(v.chars().last())
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_controllers_annotations_draw_no_warning() {
+        let pod = command_pod(
+            Some(&[("app", "x")]),
+            &[
+                (ANNOTATION_RELOAD, "true"),
+                (ANNOTATION_RESTARTED_AT, "2025-01-02T03:04:05Z"),
+                (ANNOTATION_RESTART_REASON, "awssm:prod/a AWSCURRENT=v2"),
+            ],
+        );
+        match run(&pod, ModeKind::InitContainer) {
+            Decision::Mutated { warnings, .. } => assert!(warnings.is_empty(), "{warnings:?}"),
+            other => panic!("not mutated: {other:?}"),
         }
     }
 

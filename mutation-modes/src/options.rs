@@ -31,12 +31,27 @@ pub const ANNOTATION_MUTATION_MODE: &str = "secretsinit.io/mutation-mode";
 pub const ANNOTATION_CONTAINERS: &str = "secretsinit.io/containers";
 /// `secretsinit.io/injected`: set by the webhook to the mode it used; present = already mutated.
 pub const ANNOTATION_INJECTED: &str = "secretsinit.io/injected";
+/// `secretsinit.io/reload`: read by secrets-init-controller (`"true"` restarts the workload when
+/// a referenced secret rotates, `"paused"` holds restarts); known here so it draws no warning.
+pub const ANNOTATION_RELOAD: &str = "secretsinit.io/reload";
+/// `secretsinit.io/restartedAt`: written by the controller on a workload's pod template when it
+/// restarts it, so its pods carry it; known here so it draws no warning.
+pub const ANNOTATION_RESTARTED_AT: &str = "secretsinit.io/restartedAt";
+/// `secretsinit.io/restart-reason`: written by the controller on a workload's pod template (which
+/// id changed), so its pods carry it; known here so it draws no warning.
+pub const ANNOTATION_RESTART_REASON: &str = "secretsinit.io/restart-reason";
+/// `secretsinit.io/injected` as a label, value = the mode: put on every pod the webhook mutates,
+/// so the controller can watch only injected pods with a label selector.
+pub const LABEL_INJECTED: &str = "secretsinit.io/injected";
 
 /// The annotation prefix this webhook owns.
 pub const ANNOTATION_PREFIX: &str = "secretsinit.io/";
 
-/// Every annotation under [`ANNOTATION_PREFIX`] this webhook knows.
-pub const KNOWN_ANNOTATIONS: [&str; 12] = [
+/// Every annotation under [`ANNOTATION_PREFIX`] this webhook knows. The controller's three
+/// ([`ANNOTATION_RELOAD`], [`ANNOTATION_RESTARTED_AT`], [`ANNOTATION_RESTART_REASON`]) are
+/// known but not read: any value is accepted at admission (the controller owns them, and the
+/// webhook must not deny a pod over a value only the controller reads).
+pub const KNOWN_ANNOTATIONS: [&str; 15] = [
     ANNOTATION_INJECT,
     ANNOTATION_IGNORE_MISSING,
     ANNOTATION_MUTATE_PROBES,
@@ -49,6 +64,9 @@ pub const KNOWN_ANNOTATIONS: [&str; 12] = [
     ANNOTATION_MUTATION_MODE,
     ANNOTATION_CONTAINERS,
     ANNOTATION_INJECTED,
+    ANNOTATION_RELOAD,
+    ANNOTATION_RESTARTED_AT,
+    ANNOTATION_RESTART_REASON,
 ];
 
 /// The value of `secretsinit.io/inject`.
@@ -529,6 +547,26 @@ mod tests {
             o.warnings.is_empty(),
             "other prefixes are none of our business"
         );
+    }
+
+    #[test]
+    fn the_controllers_annotations_are_known_and_any_value_is_accepted() {
+        let o = PodOptions::from_annotations(Some(&ann(&[
+            (ANNOTATION_INJECT, "true"),
+            (ANNOTATION_RELOAD, "true"),
+            (ANNOTATION_RESTARTED_AT, "2025-01-02T03:04:05Z"),
+            (
+                ANNOTATION_RESTART_REASON,
+                "awssm:prod/db AWSCURRENT=0b6a5a34-ffb1-4f5a-9c1e-000000000000",
+            ),
+        ])))
+        .unwrap();
+        assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+        // The controller's annotation, not the webhook's: no value is denied at admission.
+        for value in ["paused", "false", "", "True", "anything at all"] {
+            let o = PodOptions::from_annotations(Some(&ann(&[(ANNOTATION_RELOAD, value)])));
+            assert!(o.unwrap().warnings.is_empty(), "{value:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! managed fields, the status — allocated, then dropped unread. This decoder fills only what
 //! [`crate::plan`] and [`crate::build_patch`] look at and skips the rest without allocating:
 //!
-//! - metadata: `name`, `generateName`, `namespace`, `annotations`;
+//! - metadata: `name`, `generateName`, `namespace`, `labels`, `annotations` (the patch adds
+//!   to both maps, and whether each exists decides the shape of the `add`);
 //! - spec: `containers` and `initContainers` (below), the names of `ephemeralContainers` and
 //!   `volumes`, `nodeSelector`, `os.name`, `shareProcessNamespace`;
 //! - each container: `name`, `image`, `command`, `args`, `env`, `envFrom`, `volumeMounts` and
@@ -107,6 +108,8 @@ struct MetaFields {
     #[serde(default)]
     namespace: Option<String>,
     #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
     annotations: Option<BTreeMap<String, String>>,
 }
 
@@ -167,6 +170,7 @@ impl From<PodFields> for Pod {
             name: m.name,
             generate_name: m.generate_name,
             namespace: m.namespace,
+            labels: m.labels,
             annotations: m.annotations,
             ..ObjectMeta::default()
         });
@@ -247,7 +251,9 @@ mod tests {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "p", "namespace": "ns", "labels": {"a": "b"},
                          "annotations": {"secretsinit.io/inject": "true"},
-                         "managedFields": [{"manager": "kubectl"}]},
+                         "managedFields": [{"manager": "kubectl"}],
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                              "name": "rs", "uid": "1"}]},
             "spec": {
                 "containers": [{"name": "app", "image": "app:1", "command": ["/app"],
                                 "env": [{"name": "A", "value": "awssm:x"}],
@@ -261,7 +267,11 @@ mod tests {
         });
         let got = sparse(pod).unwrap();
         assert_eq!(got.metadata.name.as_deref(), Some("p"));
-        assert!(got.metadata.labels.is_none() && got.metadata.managed_fields.is_none());
+        assert_eq!(
+            got.metadata.labels,
+            Some([("a".to_owned(), "b".to_owned())].into())
+        );
+        assert!(got.metadata.managed_fields.is_none() && got.metadata.owner_references.is_none());
         let spec = got.spec.unwrap();
         assert_eq!(
             spec.containers[0].command.as_deref(),
@@ -278,6 +288,8 @@ mod tests {
         for v in [
             json!({}),
             json!({"metadata": null, "spec": null}),
+            json!({"metadata": {"labels": null, "annotations": null}}),
+            json!({"metadata": {"labels": {}, "annotations": {}}}),
             json!({"spec": {"containers": null, "volumes": [{}], "os": {}}}),
             json!({"spec": {"containers": [{}], "initContainers": [{"name": null}]}}),
             json!({"spec": {"ephemeralContainers": [{"name": "debug"}]}}),
@@ -296,6 +308,8 @@ mod tests {
             json!({"spec": {"containers": "not a list"}}),
             json!({"spec": {"containers": [{"name": 3}]}}),
             json!({"metadata": {"annotations": {"a": 1}}}),
+            json!({"metadata": {"labels": {"a": 1}}}),
+            json!({"metadata": {"labels": ["a"]}}),
             json!({"spec": {"containers": [{"env": [{"name": "A", "value": ["x"]}]}]}}),
         ] {
             let full = serde_json::from_value::<Pod>(v.clone())

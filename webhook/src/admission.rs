@@ -950,6 +950,13 @@ mod tests {
             }
         }
         pods.push(without_command);
+        // Without labels the patch adds the map (with the injected label), else one entry.
+        let mut without_labels = pod.clone();
+        without_labels["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .remove("labels");
+        pods.push(without_labels);
         use mutation_modes::ModeKind;
         for mode in [
             ModeKind::InitContainer,

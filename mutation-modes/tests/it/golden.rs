@@ -20,7 +20,7 @@ use std::path::Path;
 use crate::common::{FakeImage, FakeImages, base_config, golden_dir, read_yaml};
 use k8s_openapi::api::core::v1::Pod;
 use mutation_modes::{
-    ANNOTATION_INJECTED, Decision, ModeKind, MutationConfig, SparsePod, mutate_pod,
+    ANNOTATION_INJECTED, Decision, LABEL_INJECTED, ModeKind, MutationConfig, SparsePod, mutate_pod,
 };
 use serde_json::Value;
 
@@ -108,6 +108,12 @@ async fn run_pod(dir: &Path, mode: ModeKind, input: &Value, pod: &Pod) -> (Outco
                 "{}",
                 dir.display()
             );
+            assert_eq!(
+                doc["metadata"]["labels"][LABEL_INJECTED],
+                Value::String(used.to_string()),
+                "{}",
+                dir.display()
+            );
             out.files.insert(
                 file_name("expected", mode),
                 serde_yaml_ng::to_string(&doc).unwrap(),
@@ -134,8 +140,8 @@ async fn run_pod(dir: &Path, mode: ModeKind, input: &Value, pod: &Pod) -> (Outco
 }
 
 /// The patch edits the user's containers in place (never replaces or removes one whole, which
-/// would drop fields this crate does not know), escapes `/` in the annotation key, and inserts
-/// the init container with one final `add`.
+/// would drop fields this crate does not know), escapes `/` in the annotation and label keys,
+/// and inserts the init container with one final `add`.
 fn check_patch_shape(dir: &Path, mode: ModeKind, patch: &json_patch::Patch) {
     use json_patch::PatchOperation as Op;
     let paths: Vec<(String, &str)> = patch
@@ -177,6 +183,15 @@ fn check_patch_shape(dir: &Path, mode: ModeKind, patch: &json_patch::Patch) {
             .iter()
             .any(|(p, k)| p == "/metadata/annotations/secretsinit.io~1injected" && *k == "add"),
         "{}: no add of the injected annotation: {paths:?}",
+        dir.display()
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|(p, k)| (p == "/metadata/labels/secretsinit.io~1injected"
+                || p == "/metadata/labels")
+                && *k == "add"),
+        "{}: no add of the injected label: {paths:?}",
         dir.display()
     );
     let last = paths.last().map(|(p, _)| p.as_str()).unwrap_or_default();

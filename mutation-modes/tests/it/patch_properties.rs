@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use mutation_modes::{
     ANNOTATION_AWS_REGION, ANNOTATION_CONTAINERS, ANNOTATION_IGNORE_MISSING, ANNOTATION_INJECT,
     ANNOTATION_INJECTED, ANNOTATION_MUTATE_PROBES, Decision, ImageConfig, ImageConfigError,
-    ImageConfigSource, ModeKind, MutationConfig, Platform, RunAsUser, mutate_pod,
+    ImageConfigSource, LABEL_INJECTED, ModeKind, MutationConfig, Platform, RunAsUser, mutate_pod,
 };
 use proptest::prelude::*;
 
@@ -136,6 +136,8 @@ struct Case {
     named: Option<BTreeSet<usize>>,
     /// The pod already uses the names the mutation would pick first.
     names_taken: bool,
+    /// The pod has labels (else none: the patch adds the map).
+    labeled: bool,
     settings: Settings,
 }
 
@@ -149,6 +151,7 @@ fn case() -> impl Strategy<Value = Case> {
         prop::option::of(prop::sample::select(vec!["eu-west-1", "us-east-2"])),
         prop::option::of(prop::collection::btree_set(0usize..7, 1..3)),
         any::<bool>(),
+        any::<bool>(),
         settings(),
     )
         .prop_map(
@@ -161,6 +164,7 @@ fn case() -> impl Strategy<Value = Case> {
                 region,
                 named,
                 names_taken,
+                labeled,
                 settings,
             )| {
                 let total = main.len() + init.len();
@@ -175,6 +179,7 @@ fn case() -> impl Strategy<Value = Case> {
                     region,
                     named,
                     names_taken,
+                    labeled,
                     settings,
                 }
             },
@@ -244,7 +249,9 @@ fn pod(c: &Case) -> Pod {
         metadata: ObjectMeta {
             name: Some("p".into()),
             namespace: Some("ns".into()),
-            labels: Some(BTreeMap::from([("app".to_owned(), "x".to_owned())])),
+            labels: c
+                .labeled
+                .then(|| BTreeMap::from([("app".to_owned(), "x".to_owned())])),
             annotations: Some(annotations),
             ..Default::default()
         },
@@ -446,6 +453,8 @@ proptest! {
         let mut want = input.clone();
         want.metadata.annotations.as_mut().unwrap()
             .insert(ANNOTATION_INJECTED.into(), c.mode.to_string());
+        want.metadata.labels.get_or_insert_with(BTreeMap::new)
+            .insert(LABEL_INJECTED.into(), c.mode.to_string());
         let spec = want.spec.as_mut().unwrap();
         let in_spec = input.spec.as_ref().unwrap();
         for (i, sel) in selected.iter().enumerate() {

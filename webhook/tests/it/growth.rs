@@ -152,6 +152,19 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        // Decoded (the patch adds to them), so they must cost linear work too.
+        name: "many labels",
+        mode: "init-container",
+        expect: Expect::Mutated,
+        build: |n| {
+            pod(|p| {
+                for i in 0..n {
+                    p["metadata"]["labels"][format!("example.com/l-{i}")] = json!("v");
+                }
+            })
+        },
+    },
+    Case {
         name: "one long foreign annotation value",
         mode: "init-container",
         expect: Expect::Mutated,

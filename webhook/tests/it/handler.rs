@@ -130,6 +130,11 @@ async fn mutated_pod_runs_secrets_init_first() {
             .any(|op| op["path"] == "/metadata/annotations/secretsinit.io~1injected"),
         "{ops:?}"
     );
+    // The label of the same name (the example pod has labels), for the controller's label
+    // selector.
+    let label = serde_json::json!({"op": "add", "value": "init-container",
+                                   "path": "/metadata/labels/secretsinit.io~1injected"});
+    assert!(ops.contains(&label), "{ops:?}");
 }
 
 #[tokio::test]
