@@ -9,11 +9,11 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Secret};
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt as _;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt as _;
-use kube::Client;
 use mutation_modes::options::{ANNOTATION_RESTART_REASON, ANNOTATION_RESTARTED_AT, LABEL_INJECTED};
 use placeholder::Source;
 use serde_json::json;
@@ -26,6 +26,7 @@ use crate::lease::{self, SharedObserved};
 use crate::metrics::Metrics;
 use crate::refs::{self, EnvSource, Reload, Unwatched, WatchKey};
 use crate::restart::{Queue, State, Step};
+use crate::server::Health;
 use crate::sqs;
 use crate::track::{Observation, Tracker};
 use crate::workloads::{self, Kind, Shared, WorkloadKey};
@@ -35,29 +36,12 @@ pub const MANAGER: &str = "secrets-init-controller";
 /// How often held restarts are looked at again.
 const QUEUE_TICK: Duration = Duration::from_secs(1);
 
-/// What the HTTP server reports.
-#[derive(Debug, Clone)]
-pub struct Health {
-    pub metrics: Metrics,
-    pub index: Shared,
-    pub pods_synced: Arc<AtomicBool>,
-}
-
-impl Health {
-    pub fn ready(&self) -> bool {
-        self.pods_synced.load(Ordering::Relaxed)
-            && self.index.read().unwrap_or_else(|e| e.into_inner()).synced()
-    }
-}
-
 pub async fn run(config: Config) -> Result<(), String> {
     let client = Client::try_default().await.map_err(|e| {
         format!("cannot set up the Kubernetes client (in-cluster ServiceAccount, else KUBECONFIG / ~/.kube/config): {e}")
     })?;
-    let http = aws_https::https_client(
-        aws_https::ssl_cert_file_from_env().as_deref(),
-    )
-    .map_err(|e| e.to_string())?;
+    let http = aws_https::https_client(aws_https::ssl_cert_file_from_env().as_deref())
+        .map_err(|e| e.to_string())?;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
     if let Some(region) = &config.aws_region {
         loader = loader.region(aws_config::Region::new(region.clone()));
@@ -65,7 +49,8 @@ pub async fn run(config: Config) -> Result<(), String> {
     let sdk = loader.load().await;
     let aws = Arc::new(Aws::new(sdk.clone()));
     let default_region = aws.default_region().ok_or_else(|| {
-        "no AWS region: set --aws-region (SECRETS_INIT_CONTROLLER_AWS_REGION) or AWS_REGION".to_owned()
+        "no AWS region: set --aws-region (SECRETS_INIT_CONTROLLER_AWS_REGION) or AWS_REGION"
+            .to_owned()
     })?;
 
     let metrics = Metrics::new();
@@ -90,10 +75,26 @@ pub async fn run(config: Config) -> Result<(), String> {
         logged: Arc::default(),
     };
     let mut tasks = vec![
-        tokio::spawn(workloads::watch::<Deployment>(client.clone(), index.clone(), ctx.clone())),
-        tokio::spawn(workloads::watch::<StatefulSet>(client.clone(), index.clone(), ctx.clone())),
-        tokio::spawn(workloads::watch::<DaemonSet>(client.clone(), index.clone(), ctx.clone())),
-        tokio::spawn(watch_pods(client.clone(), metrics.clone(), pods_synced.clone())),
+        tokio::spawn(workloads::watch::<Deployment>(
+            client.clone(),
+            index.clone(),
+            ctx.clone(),
+        )),
+        tokio::spawn(workloads::watch::<StatefulSet>(
+            client.clone(),
+            index.clone(),
+            ctx.clone(),
+        )),
+        tokio::spawn(workloads::watch::<DaemonSet>(
+            client.clone(),
+            index.clone(),
+            ctx.clone(),
+        )),
+        tokio::spawn(watch_pods(
+            client.clone(),
+            metrics.clone(),
+            pods_synced.clone(),
+        )),
     ];
     if let Some(selector) = &config.namespace_selector {
         tasks.push(tokio::spawn(workloads::watch_namespaces(
@@ -115,7 +116,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         let namespace = config
             .lease_namespace
             .clone()
-            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|n| !n.is_empty())
+            })
             .unwrap_or_else(|| client.default_namespace().to_owned());
         let settings = lease::Settings {
             name: config.lease_name.clone(),
@@ -169,7 +174,11 @@ pub async fn run(config: Config) -> Result<(), String> {
             },
         ),
         tracker: Tracker::default(),
-        queue: Queue::new(config.cooldown, config.max_restarts_per_minute, Instant::now()),
+        queue: Queue::new(
+            config.cooldown,
+            config.max_restarts_per_minute,
+            Instant::now(),
+        ),
         reported: HashMap::new(),
     };
     let main = tokio::spawn(leader_loop.run(leader_rx, ids_rx, stop_rx.clone()));
@@ -292,7 +301,10 @@ impl Leader {
             .take();
         if let Some(text) = inherited {
             let seen = lease::decode(&text);
-            tracing::info!(ids = seen.len(), "took over the versions the previous leader observed");
+            tracing::info!(
+                ids = seen.len(),
+                "took over the versions the previous leader observed"
+            );
             self.tracker.seed(seen);
         }
     }
@@ -308,11 +320,13 @@ impl Leader {
         };
         let mut by_key: BTreeMap<WatchKey, BTreeSet<WorkloadKey>> = BTreeMap::new();
         let mut unwatched: BTreeMap<Unwatched, BTreeSet<String>> = BTreeMap::new();
-        let mut cache: HashMap<(String, EnvSource), Option<BTreeMap<String, String>>> = HashMap::new();
+        let mut cache: HashMap<(String, EnvSource), Option<BTreeMap<String, String>>> =
+            HashMap::new();
         for w in &selected {
             let mut refs = w.refs.clone();
             if self.config.follow_refs {
-                self.follow(&w.key.namespace, &w.region, &mut refs, &mut cache).await;
+                self.follow(&w.key.namespace, &w.region, &mut refs, &mut cache)
+                    .await;
             } else {
                 refs::mark_sources_unwatched(&mut refs);
             }
@@ -360,12 +374,20 @@ impl Leader {
         let sources: Vec<EnvSource> = refs.env_sources.iter().cloned().collect();
         for source in sources {
             let (name, key) = match &source {
-                EnvSource::ConfigMap { name, key } | EnvSource::Secret { name, key } => (name.clone(), key.clone()),
+                EnvSource::ConfigMap { name, key } | EnvSource::Secret { name, key } => {
+                    (name.clone(), key.clone())
+                }
             };
             // The whole object, once per round: a key of it and all of it share the read.
             let whole = match &source {
-                EnvSource::ConfigMap { name, .. } => EnvSource::ConfigMap { name: name.clone(), key: None },
-                EnvSource::Secret { name, .. } => EnvSource::Secret { name: name.clone(), key: None },
+                EnvSource::ConfigMap { name, .. } => EnvSource::ConfigMap {
+                    name: name.clone(),
+                    key: None,
+                },
+                EnvSource::Secret { name, .. } => EnvSource::Secret {
+                    name: name.clone(),
+                    key: None,
+                },
             };
             let data = match cache.get(&(namespace.to_owned(), whole.clone())) {
                 Some(d) => d.clone(),
@@ -380,13 +402,23 @@ impl Leader {
                 if key.as_ref().is_some_and(|want| want != k) {
                     continue;
                 }
-                let origin = format!("{}/{name} key {k}", match source { EnvSource::ConfigMap { .. } => "configmap", EnvSource::Secret { .. } => "secret" });
+                let origin = format!(
+                    "{}/{name} key {k}",
+                    match source {
+                        EnvSource::ConfigMap { .. } => "configmap",
+                        EnvSource::Secret { .. } => "secret",
+                    }
+                );
                 refs::add_value_refs(&origin, value, region, refs);
             }
         }
     }
 
-    async fn read_source(&self, namespace: &str, source: &EnvSource) -> Option<BTreeMap<String, String>> {
+    async fn read_source(
+        &self,
+        namespace: &str,
+        source: &EnvSource,
+    ) -> Option<BTreeMap<String, String>> {
         match source {
             EnvSource::ConfigMap { name, .. } => {
                 let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
@@ -456,8 +488,12 @@ impl Leader {
                 Observation::NotFound | Observation::AccessDenied { .. } => {
                     if self.reported.get(key) != Some(observation) {
                         match observation {
-                            Observation::AccessDenied { action } => tracing::warn!(id = %key, region = %key.region, "access denied: this id is not watched until the controller's IAM role is granted {action} on it"),
-                            _ => tracing::warn!(id = %key, region = %key.region, workloads = by_key.get(key).map_or(0, BTreeSet::len), "no such secret or parameter: not watched until it exists (the referencing pods cannot start either)"),
+                            Observation::AccessDenied { action } => {
+                                tracing::warn!(id = %key, region = %key.region, "access denied: this id is not watched until the controller's IAM role is granted {action} on it")
+                            }
+                            _ => {
+                                tracing::warn!(id = %key, region = %key.region, workloads = by_key.get(key).map_or(0, BTreeSet::len), "no such secret or parameter: not watched until it exists (the referencing pods cannot start either)")
+                            }
                         }
                         self.reported.insert(key.clone(), observation.clone());
                     }
@@ -654,10 +690,16 @@ async fn watch_pods(client: Client, metrics: Metrics, synced: Arc<AtomicBool>) {
         }
         let now = failures.failing_by_namespace();
         for ns in shown_namespaces.iter().filter(|n| !now.contains_key(*n)) {
-            metrics.pods_failing.with_label_values(&[ns.as_str()]).set(0);
+            metrics
+                .pods_failing
+                .with_label_values(&[ns.as_str()])
+                .set(0);
         }
         for (ns, n) in &now {
-            metrics.pods_failing.with_label_values(&[ns.as_str()]).set(*n);
+            metrics
+                .pods_failing
+                .with_label_values(&[ns.as_str()])
+                .set(*n);
         }
         shown_namespaces.extend(now.into_keys());
     }

@@ -37,7 +37,9 @@ fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim() {
         "true" => Ok(true),
         "false" => Ok(false),
-        other => Err(format!("`{other}` is not a boolean; valid values: true, false")),
+        other => Err(format!(
+            "`{other}` is not a boolean; valid values: true, false"
+        )),
     }
 }
 
@@ -52,10 +54,18 @@ pub struct Config {
     #[arg(long, env = "SECRETS_INIT_CONTROLLER_POLL_INTERVAL", value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
     pub poll_interval: Duration,
     /// Region for ids without an ARN region or a `secretsinit.io/aws-region` annotation (else the AWS SDK chain's).
-    #[arg(long, env = "SECRETS_INIT_CONTROLLER_AWS_REGION", value_name = "REGION")]
+    #[arg(
+        long,
+        env = "SECRETS_INIT_CONTROLLER_AWS_REGION",
+        value_name = "REGION"
+    )]
     pub aws_region: Option<String>,
     /// Only workloads in namespaces matching this label selector (needs list/watch on namespaces).
-    #[arg(long, env = "SECRETS_INIT_CONTROLLER_NAMESPACE_SELECTOR", value_name = "SELECTOR")]
+    #[arg(
+        long,
+        env = "SECRETS_INIT_CONTROLLER_NAMESPACE_SELECTOR",
+        value_name = "SELECTOR"
+    )]
     pub namespace_selector: Option<String>,
     /// Minimum time between two restarts of one workload.
     #[arg(long, env = "SECRETS_INIT_CONTROLLER_COOLDOWN", value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
@@ -70,16 +80,29 @@ pub struct Config {
     #[arg(long, env = "SECRETS_INIT_CONTROLLER_FOLLOW_REFS", value_name = "BOOL", num_args = 0..=1, default_value = "false", default_missing_value = "true", value_parser = parse_bool)]
     pub follow_refs: bool,
     /// Long-poll this SQS queue (fed by EventBridge) for change events; polling stays on.
-    #[arg(long, env = "SECRETS_INIT_CONTROLLER_SQS_QUEUE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "SECRETS_INIT_CONTROLLER_SQS_QUEUE_URL",
+        value_name = "URL"
+    )]
     pub sqs_queue_url: Option<String>,
     /// Hold a Lease before acting (off: this replica always acts; run one replica only).
     #[arg(long, env = "SECRETS_INIT_CONTROLLER_LEADER_ELECTION", value_name = "BOOL", default_value = "true", value_parser = parse_bool)]
     pub leader_election: bool,
     /// The Lease's name.
-    #[arg(long, env = "SECRETS_INIT_CONTROLLER_LEASE_NAME", value_name = "NAME", default_value = "secrets-init-controller")]
+    #[arg(
+        long,
+        env = "SECRETS_INIT_CONTROLLER_LEASE_NAME",
+        value_name = "NAME",
+        default_value = "secrets-init-controller"
+    )]
     pub lease_name: String,
     /// The Lease's namespace (default: $POD_NAMESPACE, else the client's namespace).
-    #[arg(long, env = "SECRETS_INIT_CONTROLLER_LEASE_NAMESPACE", value_name = "NAMESPACE")]
+    #[arg(
+        long,
+        env = "SECRETS_INIT_CONTROLLER_LEASE_NAMESPACE",
+        value_name = "NAMESPACE"
+    )]
     pub lease_namespace: Option<String>,
     /// How long a Lease is valid without renewal (renewed every third of it).
     #[arg(long, env = "SECRETS_INIT_CONTROLLER_LEASE_DURATION", value_name = "DURATION", default_value = "15s", value_parser = positive_duration)]
@@ -88,10 +111,20 @@ pub struct Config {
     #[arg(long, env = "SECRETS_INIT_CONTROLLER_IDENTITY", value_name = "ID")]
     pub identity: Option<String>,
     /// Address of the plain-HTTP server: /metrics, /healthz, /readyz.
-    #[arg(long, env = "SECRETS_INIT_CONTROLLER_LISTEN", value_name = "ADDR", default_value = "0.0.0.0:9091")]
+    #[arg(
+        long,
+        env = "SECRETS_INIT_CONTROLLER_LISTEN",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:9091"
+    )]
     pub listen: SocketAddr,
     /// Log format on stderr.
-    #[arg(long, env = "SECRETS_INIT_CONTROLLER_LOG_FORMAT", value_enum, default_value = "json")]
+    #[arg(
+        long,
+        env = "SECRETS_INIT_CONTROLLER_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
     pub log_format: LogFormat,
     /// How long a shutdown may wait for the restart in progress.
     #[arg(long, env = "SECRETS_INIT_CONTROLLER_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]

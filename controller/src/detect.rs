@@ -239,7 +239,9 @@ async fn run(aws: &Aws, metrics: &Metrics, calls: Vec<Call>) -> Learned {
 /// What an AWS error means for the ids of the call.
 fn classify(code: Option<&str>, action: &'static str) -> Observation {
     match code {
-        Some("AccessDeniedException") | Some("AccessDenied") => Observation::AccessDenied { action },
+        Some("AccessDeniedException") | Some("AccessDenied") => {
+            Observation::AccessDenied { action }
+        }
         Some("ResourceNotFoundException") | Some("ParameterNotFound") => Observation::NotFound,
         _ => Observation::Failed,
     }
@@ -308,10 +310,9 @@ async fn one(aws: &Aws, metrics: &Metrics, call: Call) -> Learned {
             match client.describe_secret().secret_id(&id).send().await {
                 Ok(answer) => {
                     metrics.detection_call("DescribeSecret", true);
-                    learned.secrets.insert(
-                        (region, id),
-                        stages(answer.version_ids_to_stages()),
-                    );
+                    learned
+                        .secrets
+                        .insert((region, id), stages(answer.version_ids_to_stages()));
                 }
                 Err(e) => {
                     metrics.detection_call("DescribeSecret", false);
@@ -337,9 +338,10 @@ async fn one(aws: &Aws, metrics: &Metrics, call: Call) -> Learned {
                 Err(e) => {
                     tracing::error!(error = %e, "cannot build a DescribeParameters filter (a bug)");
                     for name in names {
-                        learned
-                            .failed
-                            .insert((Source::ParameterStore, region.clone(), name), Observation::Failed);
+                        learned.failed.insert(
+                            (Source::ParameterStore, region.clone(), name),
+                            Observation::Failed,
+                        );
                     }
                     return learned;
                 }
@@ -433,13 +435,22 @@ mod tests {
     #[test]
     fn errors_are_classified() {
         assert_eq!(
-            classify(Some("AccessDeniedException"), "secretsmanager:DescribeSecret"),
+            classify(
+                Some("AccessDeniedException"),
+                "secretsmanager:DescribeSecret"
+            ),
             Observation::AccessDenied {
                 action: "secretsmanager:DescribeSecret"
             }
         );
-        assert_eq!(classify(Some("ResourceNotFoundException"), "x"), Observation::NotFound);
-        assert_eq!(classify(Some("ThrottlingException"), "x"), Observation::Failed);
+        assert_eq!(
+            classify(Some("ResourceNotFoundException"), "x"),
+            Observation::NotFound
+        );
+        assert_eq!(
+            classify(Some("ThrottlingException"), "x"),
+            Observation::Failed
+        );
         assert_eq!(classify(None, "x"), Observation::Failed);
     }
 }

@@ -63,7 +63,10 @@ fn line_code(line: &str) -> Option<&'static str> {
     let word = fields
         .take(2)
         .find(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric()))?;
-    if word.contains("Throttl") || word == "TooManyRequestsException" || word == "RequestLimitExceeded" {
+    if word.contains("Throttl")
+        || word == "TooManyRequestsException"
+        || word == "RequestLimitExceeded"
+    {
         return Some(THROTTLING);
     }
     Some(codes().get(word).copied().unwrap_or(OTHER))
@@ -182,7 +185,10 @@ mod tests {
             "secrets-init: 2 placeholders could not be resolved\nDB: awssm:arn:aws:secretsmanager:us-east-1:1:secret:x: AccessDeniedException: User: arn:aws:sts::1:assumed-role/r is not authorized\nK: awssm:x#k: KeyNotFound: no key k\n",
         );
         assert_eq!(failure_code(&t), Some("AccessDeniedException"));
-        let t = terminated(1, "secrets-init: x\nV: awssm:a: ThrottlingException: Rate exceeded\n");
+        let t = terminated(
+            1,
+            "secrets-init: x\nV: awssm:a: ThrottlingException: Rate exceeded\n",
+        );
         assert_eq!(failure_code(&t), Some("Throttling"));
         let t = terminated(1, "secrets-init: x\nV: awssm:a: SomethingNewException: m\n");
         assert_eq!(failure_code(&t), Some("Other"));
@@ -228,10 +234,16 @@ mod tests {
     fn each_restart_counts_once_and_the_gauge_follows_the_state() {
         let mut f = Failures::default();
         let first = pod(1, "2026-12-06T10:00:01Z", false);
-        assert_eq!(f.pod(&first), [("team-a".to_owned(), "AccessDeniedException")]);
+        assert_eq!(
+            f.pod(&first),
+            [("team-a".to_owned(), "AccessDeniedException")]
+        );
         // the same status again (a resync, an unrelated update): not counted again
         assert!(f.pod(&first).is_empty());
-        assert_eq!(f.failing_by_namespace(), BTreeMap::from([("team-a".to_owned(), 1)]));
+        assert_eq!(
+            f.failing_by_namespace(),
+            BTreeMap::from([("team-a".to_owned(), 1)])
+        );
         let second = pod(2, "2026-12-06T10:00:21Z", false);
         assert_eq!(f.pod(&second).len(), 1);
         // fixed: the container runs now; its last termination stays in lastState

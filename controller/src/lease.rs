@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
 use kube::Client;
+use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 
 use crate::refs::WatchKey;
@@ -49,7 +49,13 @@ pub fn encode(seen: &BTreeMap<WatchKey, String>) -> String {
         .iter()
         .map(|(k, v)| {
             (
-                format!("{}|{}|{}|{}", k.source.prefix().trim_end_matches(':'), k.region, k.id, k.stage),
+                format!(
+                    "{}|{}|{}|{}",
+                    k.source.prefix().trim_end_matches(':'),
+                    k.region,
+                    k.id,
+                    k.stage
+                ),
                 v,
             )
         })
@@ -111,7 +117,9 @@ pub async fn run(
         match holding {
             Ok(true) => last_renew = Some(Instant::now()),
             Ok(false) => last_renew = None,
-            Err(e) => tracing::warn!(lease = %settings.name, namespace = %settings.namespace, error = %e, "leader election: cannot read or write the Lease"),
+            Err(e) => {
+                tracing::warn!(lease = %settings.name, namespace = %settings.namespace, error = %e, "leader election: cannot read or write the Lease")
+            }
         }
         // A leader that cannot renew for a whole duration must assume someone else took over.
         let is_leader = last_renew.is_some_and(|t| t.elapsed() < settings.duration);
@@ -133,9 +141,14 @@ pub async fn run(
                 spec.holder_identity = None;
                 spec.lease_duration_seconds = Some(1);
             }
-            match api.replace(&settings.name, &PostParams::default(), &lease).await {
+            match api
+                .replace(&settings.name, &PostParams::default(), &lease)
+                .await
+            {
                 Ok(_) => tracing::info!(lease = %settings.name, "released the Lease"),
-                Err(e) => tracing::warn!(error = %e, "could not release the Lease; a standby takes over when it expires"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not release the Lease; a standby takes over when it expires")
+                }
             }
         }
     }
@@ -238,7 +251,10 @@ async fn try_once(
             annotations.insert(ANNOTATION_OBSERVED.to_owned(), latest.clone());
         }
     }
-    match api.replace(&settings.name, &PostParams::default(), &lease).await {
+    match api
+        .replace(&settings.name, &PostParams::default(), &lease)
+        .await
+    {
         Ok(_) => {
             if taking_over {
                 tracing::info!(lease = %settings.name, identity = %me, previous = held_by.as_deref().unwrap_or("-"), "acquired the Lease");

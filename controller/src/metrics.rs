@@ -77,7 +77,8 @@ impl Metrics {
             "Poll rounds run by the leader (calls per round = detection calls / rounds).",
         )
         .expect("valid metric");
-        r.register(Box::new(poll_rounds.clone())).expect("registered once");
+        r.register(Box::new(poll_rounds.clone()))
+            .expect("registered once");
         let watched_ids = gauge_vec(
             &r,
             "secrets_init_controller_watched_ids",
@@ -95,13 +96,15 @@ impl Metrics {
             "Malformed placeholders seen in watched templates (once per workload generation).",
         )
         .expect("valid metric");
-        r.register(Box::new(malformed.clone())).expect("registered once");
+        r.register(Box::new(malformed.clone()))
+            .expect("registered once");
         let leader = IntGauge::new(
             "secrets_init_controller_leader",
             "1 while this replica holds the leader Lease.",
         )
         .expect("valid metric");
-        r.register(Box::new(leader.clone())).expect("registered once");
+        r.register(Box::new(leader.clone()))
+            .expect("registered once");
         let resolution_failures = counter_vec(
             &r,
             "secrets_init_resolution_failures_total",

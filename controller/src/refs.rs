@@ -79,8 +79,14 @@ impl Unwatched {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EnvSource {
     /// `envFrom.configMapRef`: every key. `configMapKeyRef`: one key.
-    ConfigMap { name: String, key: Option<String> },
-    Secret { name: String, key: Option<String> },
+    ConfigMap {
+        name: String,
+        key: Option<String>,
+    },
+    Secret {
+        name: String,
+        key: Option<String>,
+    },
 }
 
 impl EnvSource {
@@ -122,7 +128,10 @@ pub fn reload_mode(
     workload_annotations: Option<&BTreeMap<String, String>>,
     template: &PodTemplateSpec,
 ) -> Reload {
-    let template_annotations = template.metadata.as_ref().and_then(|m| m.annotations.as_ref());
+    let template_annotations = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.as_ref());
     let injected = template_annotations
         .and_then(|a| a.get(ANNOTATION_INJECT))
         .is_some_and(|v| v.trim() == "true");
@@ -142,7 +151,10 @@ pub fn reload_mode(
 /// The references of `template`. `default_region` is `--aws-region` (None: the SDK chain's,
 /// resolved by the caller and passed here as the same string for every workload).
 pub fn template_refs(template: &PodTemplateSpec, default_region: &str) -> TemplateRefs {
-    let annotations = template.metadata.as_ref().and_then(|m| m.annotations.as_ref());
+    let annotations = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.as_ref());
     let region = annotations
         .and_then(|a| a.get(ANNOTATION_AWS_REGION))
         .map(|r| r.trim())
@@ -198,7 +210,9 @@ fn container_refs(container: &Container, region: &str, out: &mut TemplateRefs) {
                     .push(format!("{}/{}: {e}", container.name, var.name)),
             }
         }
-        let Some(from) = &var.value_from else { continue };
+        let Some(from) = &var.value_from else {
+            continue;
+        };
         if let Some(r) = &from.config_map_key_ref {
             out.env_sources.insert(EnvSource::ConfigMap {
                 name: r.name.clone(),
@@ -269,9 +283,7 @@ fn add_fetch(fetch: &FetchKey, region: &str, out: &mut TemplateRefs) {
         }
         // Stages belong to Secrets Manager and labels to Parameter Store; the grammar never
         // gives the other pairing, and if it did the latest version is the safe signal.
-        (Source::SecretsManager, Version::Label(_)) => {
-            STAGE_CURRENT.to_owned()
-        }
+        (Source::SecretsManager, Version::Label(_)) => STAGE_CURRENT.to_owned(),
         (Source::ParameterStore, Version::Stage(_)) => String::new(),
     };
     out.watched.insert(WatchKey {

@@ -184,9 +184,9 @@ impl Queue {
                 .max();
             let hold = if s.paused {
                 Some(Held::Paused)
-            } else if last.is_some_and(|t| {
-                wall.duration_since(t).unwrap_or(Duration::ZERO) < self.cooldown
-            }) {
+            } else if last
+                .is_some_and(|t| wall.duration_since(t).unwrap_or(Duration::ZERO) < self.cooldown)
+            {
                 Some(Held::Cooldown)
             } else if !self.bucket.try_take(now) {
                 Some(Held::RateLimit)
@@ -279,7 +279,10 @@ mod tests {
         q.add(wk("a"), change("other", "x1"));
         let w1 = w0 + Duration::from_secs(10);
         assert_eq!(names(&q.steps(t0, w1, |_| Some(FREE))), ["held a cooldown"]);
-        assert!(q.steps(t0, w1, |_| Some(FREE)).is_empty(), "held is counted once");
+        assert!(
+            q.steps(t0, w1, |_| Some(FREE)).is_empty(),
+            "held is counted once"
+        );
         let w2 = w0 + Duration::from_secs(301);
         assert_eq!(
             names(&q.steps(t0, w2, |_| Some(FREE))),
@@ -298,7 +301,10 @@ mod tests {
             paused: false,
             restarted_at: Some(w0 - Duration::from_secs(60)),
         };
-        assert_eq!(names(&q.steps(t0, w0, |_| Some(state))), ["held a cooldown"]);
+        assert_eq!(
+            names(&q.steps(t0, w0, |_| Some(state))),
+            ["held a cooldown"]
+        );
     }
 
     #[test]
@@ -345,7 +351,9 @@ mod tests {
     #[test]
     fn reasons_are_bounded() {
         let p = Pending {
-            changes: (0..200).map(|i| change(&format!("secret-{i:03}"), "v")).collect(),
+            changes: (0..200)
+                .map(|i| change(&format!("secret-{i:03}"), "v"))
+                .collect(),
             held: BTreeSet::new(),
         };
         let r = p.reason();

@@ -9,7 +9,30 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::sync::watch;
 
-use crate::app::Health;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::metrics::Metrics;
+use crate::workloads::Shared;
+
+/// What the HTTP server reports.
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub metrics: Metrics,
+    pub index: Shared,
+    pub pods_synced: Arc<AtomicBool>,
+}
+
+impl Health {
+    pub fn ready(&self) -> bool {
+        self.pods_synced.load(Ordering::Relaxed)
+            && self
+                .index
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .synced()
+    }
+}
 
 pub fn router(health: Health) -> Router {
     Router::new()
@@ -21,7 +44,10 @@ pub fn router(health: Health) -> Router {
 
 async fn metrics(State(h): State<Health>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         h.metrics.render(),
     )
 }
@@ -37,7 +63,11 @@ async fn ready(State(h): State<Health>) -> impl IntoResponse {
     }
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, health: Health, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    health: Health,
+    mut stop: watch::Receiver<bool>,
+) {
     let app = router(health);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -43,12 +43,18 @@ pub fn named(body: &str) -> Vec<Named> {
                 })
                 .collect();
             if out.is_empty() {
-                out.extend(event["resources"].as_array().into_iter().flatten().filter_map(|r| {
-                    r.as_str().map(|id| Named {
-                        source: Source::SecretsManager,
-                        id: id.to_owned(),
-                    })
-                }));
+                out.extend(
+                    event["resources"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| {
+                            r.as_str().map(|id| Named {
+                                source: Source::SecretsManager,
+                                id: id.to_owned(),
+                            })
+                        }),
+                );
             }
             out
         }
@@ -66,11 +72,18 @@ pub fn named(body: &str) -> Vec<Named> {
 /// A secret's name from an ARN (`...:secret:prod/db-AbCdEf` → `prod/db`: Secrets Manager
 /// appends a dash and six random characters), or the name as it is.
 pub fn secret_name(id: &str) -> &str {
-    let Some(resource) = id.strip_prefix("arn:").and_then(|_| id.splitn(7, ':').nth(6)) else {
+    let Some(resource) = id
+        .strip_prefix("arn:")
+        .and_then(|_| id.splitn(7, ':').nth(6))
+    else {
         return id;
     };
     match resource.rsplit_once('-') {
-        Some((name, suffix)) if suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()) => name,
+        Some((name, suffix))
+            if suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            name
+        }
         _ => resource,
     }
 }
@@ -137,7 +150,10 @@ pub async fn run(
                             .send()
                             .await
                     {
-                        tracing::warn!(code = e.code().unwrap_or("-"), "could not delete an SQS message (it comes back after its visibility timeout; grant sqs:DeleteMessage)");
+                        tracing::warn!(
+                            code = e.code().unwrap_or("-"),
+                            "could not delete an SQS message (it comes back after its visibility timeout; grant sqs:DeleteMessage)"
+                        );
                     }
                 }
             }
@@ -173,7 +189,10 @@ mod tests {
         );
         let rotated = json!({"source": "aws.secretsmanager", "detail-type": "AWS Service Event via CloudTrail",
             "detail": {"eventName": "RotationSucceeded", "additionalEventData": {"SecretId": "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbCdEf"}}});
-        assert_eq!(named(&rotated.to_string())[0].id, "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbCdEf");
+        assert_eq!(
+            named(&rotated.to_string())[0].id,
+            "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbCdEf"
+        );
         let ssm = json!({"source": "aws.ssm", "detail-type": "Parameter Store Change",
             "detail": {"name": "/prod/url", "operation": "Update"}});
         assert_eq!(

@@ -95,8 +95,14 @@ mod tests {
         let mut t = Tracker::default();
         let referenced = BTreeSet::from([key("a"), key("b")]);
         let v = |s: &str| Observation::Version(s.into());
-        assert!(t.observe(&obs(&[("a", v("1")), ("b", v("x"))]), &referenced).is_empty());
-        assert!(t.observe(&obs(&[("a", v("1")), ("b", v("x"))]), &referenced).is_empty());
+        assert!(
+            t.observe(&obs(&[("a", v("1")), ("b", v("x"))]), &referenced)
+                .is_empty()
+        );
+        assert!(
+            t.observe(&obs(&[("a", v("1")), ("b", v("x"))]), &referenced)
+                .is_empty()
+        );
         let changes = t.observe(&obs(&[("a", v("2")), ("b", v("x"))]), &referenced);
         assert_eq!(
             changes,
@@ -107,8 +113,14 @@ mod tests {
             }]
         );
         // a failure or a missing id keeps the last version: no change when it comes back
-        assert!(t.observe(&obs(&[("a", Observation::Failed)]), &referenced).is_empty());
-        assert!(t.observe(&obs(&[("a", Observation::NotFound)]), &referenced).is_empty());
+        assert!(
+            t.observe(&obs(&[("a", Observation::Failed)]), &referenced)
+                .is_empty()
+        );
+        assert!(
+            t.observe(&obs(&[("a", Observation::NotFound)]), &referenced)
+                .is_empty()
+        );
         assert!(t.observe(&obs(&[("a", v("2"))]), &referenced).is_empty());
     }
 

@@ -12,8 +12,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use mutation_modes::options::ANNOTATION_RESTARTED_AT;
 use serde::de::DeserializeOwned;
@@ -79,7 +79,8 @@ pub struct Index {
 
 impl Index {
     pub fn synced(&self) -> bool {
-        self.synced.len() == Kind::ALL.len() && (!self.namespaces_required || self.namespaces.is_some())
+        self.synced.len() == Kind::ALL.len()
+            && (!self.namespaces_required || self.namespaces.is_some())
     }
 
     /// The opted-in workloads in selected namespaces.
@@ -114,7 +115,9 @@ pub fn shared(namespace_selector: bool) -> Shared {
 }
 
 /// Reads the parts every workload kind shares.
-pub trait HasTemplate: Resource<DynamicType = ()> + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static {
+pub trait HasTemplate:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static
+{
     const KIND: Kind;
     fn template(&self) -> Option<&PodTemplateSpec>;
 }
@@ -166,7 +169,10 @@ pub fn view<K: HasTemplate>(object: &K, ctx: &Context) -> Option<Workload> {
     if reload == Reload::Off {
         return None;
     }
-    let annotations = template.metadata.as_ref().and_then(|m| m.annotations.as_ref());
+    let annotations = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.as_ref());
     let region = annotations
         .and_then(|a| a.get(mutation_modes::options::ANNOTATION_AWS_REGION))
         .map(|r| r.trim().to_owned())
@@ -231,7 +237,9 @@ pub async fn watch<K: HasTemplate>(client: Client, shared: Shared, ctx: Context)
                 }
             }
             Event::Apply(o) => {
-                let Some(key) = key_of(K::KIND, o.meta()) else { continue };
+                let Some(key) = key_of(K::KIND, o.meta()) else {
+                    continue;
+                };
                 let w = view(&o, &ctx);
                 let mut index = shared.write().unwrap_or_else(|e| e.into_inner());
                 match w {
@@ -250,7 +258,10 @@ pub async fn watch<K: HasTemplate>(client: Client, shared: Shared, ctx: Context)
                         .unwrap_or_else(|e| e.into_inner())
                         .workloads
                         .remove(&key);
-                    ctx.logged.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                    ctx.logged
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&key);
                 }
             }
         }
@@ -288,7 +299,10 @@ pub async fn watch_namespaces(client: Client, selector: String, shared: Shared) 
             Event::Apply(n) => {
                 if let Some(name) = name(&n) {
                     let mut index = shared.write().unwrap_or_else(|e| e.into_inner());
-                    index.namespaces.get_or_insert_with(BTreeSet::new).insert(name);
+                    index
+                        .namespaces
+                        .get_or_insert_with(BTreeSet::new)
+                        .insert(name);
                 }
             }
             Event::Delete(n) => {
