@@ -164,7 +164,7 @@ fn bad_configuration_fails_with_a_message_naming_the_problem() {
 }
 
 fn insecure_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::common::http()
         .tls_backend_preconfigured(dev_tls_config())
         .no_proxy()
         .timeout(Duration::from_secs(20))
@@ -301,7 +301,7 @@ async fn spans_go_to_the_otlp_endpoint() {
 #[tokio::test]
 async fn metrics_port_of_the_binary_is_plain_http() {
     let running = Running::start(&["--shutdown-delay", "0"], &[]);
-    let text = reqwest::Client::builder()
+    let text = crate::common::http()
         .no_proxy()
         .build()
         .expect("client")
@@ -471,7 +471,7 @@ impl Balancer {
         let checker = {
             let backends = backends.clone();
             tokio::spawn(async move {
-                let client = reqwest::Client::builder()
+                let client = crate::common::http()
                     .tls_backend_preconfigured(dev_tls_config())
                     .no_proxy()
                     .timeout(Duration::from_millis(500))

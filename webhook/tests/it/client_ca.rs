@@ -95,7 +95,7 @@ impl Callers {
 
 /// `POST /mutate` with a fresh reqwest client (so a fresh connection and handshake).
 async fn mutate(url: &str, tls: rustls::ClientConfig) -> Outcome {
-    let client = reqwest::Client::builder()
+    let client = crate::common::http()
         .tls_backend_preconfigured(tls)
         .no_proxy()
         .timeout(Duration::from_secs(10))
@@ -359,7 +359,7 @@ async fn mutate_with_token(
     tls: rustls::ClientConfig,
     token: Option<&str>,
 ) -> Result<(u16, String), String> {
-    let client = reqwest::Client::builder()
+    let client = crate::common::http()
         .tls_backend_preconfigured(tls)
         .no_proxy()
         .timeout(WITHIN)
@@ -457,7 +457,7 @@ async fn client_certificate_and_bearer_token_are_both_required_when_both_are_set
     assert_eq!(answer["response"]["allowed"], true);
 
     // The probes stay open to a client with neither.
-    let probe = reqwest::Client::builder()
+    let probe = crate::common::http()
         .tls_backend_preconfigured(no_cert)
         .no_proxy()
         .timeout(WITHIN)

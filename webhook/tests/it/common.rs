@@ -223,10 +223,18 @@ pub async fn wait_for_serial(
     .await;
 }
 
+/// reqwest's builder, with rustls's process-wide provider set first: the workspace builds
+/// reqwest without a provider of its own (its default would compile aws-lc next to ring), so
+/// the ring provider the webhook itself installs is installed here too.
+pub fn http() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 /// A reqwest client with our own rustls config (TLS 1.3, test CA, optional identity).
 pub fn https_client(ca_pem: &str, identity: Option<&Pair>) -> reqwest::Client {
     let tls = client_config(ca_pem, &[&rustls::version::TLS13], identity);
-    reqwest::Client::builder()
+    crate::common::http()
         .tls_backend_preconfigured(tls)
         .no_proxy()
         .timeout(Duration::from_secs(30))
@@ -349,7 +357,7 @@ pub async fn start<S: ImageConfigSource + 'static>(config: Config, images: S) ->
 
 /// `GET /metrics` on the plain-HTTP metrics port, parsed.
 pub async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
-    let text = reqwest::Client::builder()
+    let text = crate::common::http()
         .no_proxy()
         .build()
         .expect("client")

@@ -610,7 +610,7 @@ async fn small_admissions_keep_their_latency_while_large_ones_are_worked_on() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     let server = common::start(common::test_config(), AnyImage).await;
-    let client = reqwest::Client::builder()
+    let client = crate::common::http()
         .tls_backend_preconfigured(common::insecure_client_config())
         .no_proxy()
         .timeout(Duration::from_secs(60))

@@ -173,10 +173,7 @@ impl TestRegistry {
             .spawn()
             .expect("spawn docker-registry");
         let mut proc = Proc { child, log };
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client");
+        let http = crate::common::http().no_proxy().build().expect("client");
         let end = Instant::now() + Duration::from_secs(30);
         let mut addr = None;
         while Instant::now() < end && !proc.exited() {
@@ -426,7 +423,7 @@ impl CountingProxy {
         let state = ProxyState {
             upstream: upstream.trim_end_matches('/').to_owned(),
             realm: format!("http://{addr}/token"),
-            http: reqwest::Client::builder()
+            http: crate::common::http()
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
                 .build()
@@ -600,10 +597,7 @@ impl Moto {
             .spawn()
             .expect("spawn moto_server");
         let mut proc = Proc { child, log };
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client");
+        let http = crate::common::http().no_proxy().build().expect("client");
         let end = Instant::now() + Duration::from_secs(30);
         let mut url = None;
         while Instant::now() < end && !proc.exited() {

@@ -21,7 +21,7 @@ fn dev_tls_config() -> Arc<rustls::ClientConfig> {
 }
 
 fn insecure_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::common::http()
         .tls_backend_preconfigured((*dev_tls_config()).clone())
         .no_proxy()
         .timeout(Duration::from_secs(20))

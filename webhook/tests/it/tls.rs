@@ -293,10 +293,7 @@ async fn metrics_port_serves_every_contract_metric() {
         .await
         .expect("dev mode serves");
     assert!(p.status_line.starts_with("HTTP/1.1 200"));
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let http = crate::common::http().no_proxy().build().expect("client");
     let resp = http
         .get(format!("http://{}/metrics", server.metrics_addr))
         .send()
