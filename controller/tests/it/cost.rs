@@ -31,7 +31,11 @@ fn deployments(from: usize, to: usize, ids: &[String]) -> Value {
         .map(|(i, id)| (format!("S{i:02}"), format!("awssm:{id}#k")))
         .collect();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    Value::Array((from..to).map(|i| deployment("team-cost", &format!("d-{i:04}"), &vars)).collect())
+    Value::Array(
+        (from..to)
+            .map(|i| deployment("team-cost", &format!("d-{i:04}"), &vars))
+            .collect(),
+    )
 }
 
 #[test]
@@ -39,7 +43,9 @@ fn aws_calls_per_round_do_not_grow_with_workloads() {
     let world = World::start();
     let ids: Vec<String> = (0..IDS).map(|i| format!("cost/s-{i:02}")).collect();
     for id in &ids {
-        world.moto.create_secret(id, &json!({"k": crate::support::random_hex(8)}).to_string());
+        world
+            .moto
+            .create_secret(id, &json!({"k": crate::support::random_hex(8)}).to_string());
     }
     let mut figures = Vec::new();
     let mut have = 0;
@@ -52,7 +58,14 @@ fn aws_calls_per_round_do_not_grow_with_workloads() {
         let c = world.controller(&format!("cost-{size}"), &["--lease-name", &lease]);
         let (r1, c1) = after_round(&c, 1.0);
         let m = c.metrics();
-        assert_eq!(m.value("secrets_init_controller_watched_ids", &[("source", "awssm")]), IDS as f64, "{size}");
+        assert_eq!(
+            m.value(
+                "secrets_init_controller_watched_ids",
+                &[("source", "awssm")]
+            ),
+            IDS as f64,
+            "{size}"
+        );
         let (r2, c2) = after_round(&c, r1 + 3.0);
         let per_round = (c2 - c1) / (r2 - r1);
         eprintln!(
@@ -61,12 +74,23 @@ fn aws_calls_per_round_do_not_grow_with_workloads() {
             r2 - r1
         );
         let m = c.metrics();
-        assert_eq!(m.value(CALLS, &[("api", "DescribeSecret"), ("result", "ok")]), 0.0, "every name found by ListSecrets");
-        assert_eq!(m.sum(CALLS), m.value(CALLS, &[("api", "ListSecrets"), ("result", "ok")]), "only ListSecrets, no errors");
+        assert_eq!(
+            m.value(CALLS, &[("api", "DescribeSecret"), ("result", "ok")]),
+            0.0,
+            "every name found by ListSecrets"
+        );
+        assert_eq!(
+            m.sum(CALLS),
+            m.value(CALLS, &[("api", "ListSecrets"), ("result", "ok")]),
+            "only ListSecrets, no errors"
+        );
         figures.push((size, per_round));
     }
     let want = IDS.div_ceil(10) as f64;
     for (size, per_round) in &figures {
-        assert_eq!(*per_round, want, "{size} Deployments: {per_round} calls per round, want ⌈{IDS}/10⌉ = {want}");
+        assert_eq!(
+            *per_round, want,
+            "{size} Deployments: {per_round} calls per round, want ⌈{IDS}/10⌉ = {want}"
+        );
     }
 }

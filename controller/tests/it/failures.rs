@@ -53,38 +53,66 @@ fn each_failed_start_of_an_injected_pod_counts_once() {
         markers += 1;
         let ns = format!("marker-{markers}");
         world.api.put_objects(&pod(&ns, "m", injected(), 1, false));
-        c.wait_metric(FAILURES, &[("namespace", ns.as_str()), ("code", "AccessDeniedException")], 1.0);
+        c.wait_metric(
+            FAILURES,
+            &[
+                ("namespace", ns.as_str()),
+                ("code", "AccessDeniedException"),
+            ],
+            1.0,
+        );
     };
 
-    world.api.put_objects(&pod("team-a", "web-1", injected(), 1, false));
+    world
+        .api
+        .put_objects(&pod("team-a", "web-1", injected(), 1, false));
     c.wait_metric(FAILURES, &team_a, 1.0);
     c.wait_metric(FAILING, &[("namespace", "team-a")], 1.0);
 
     // The same status again (only a label changed): not counted again.
     let mut relabelled = injected();
     relabelled["tier"] = json!("frontend");
-    world.api.put_objects(&pod("team-a", "web-1", relabelled.clone(), 1, false));
+    world
+        .api
+        .put_objects(&pod("team-a", "web-1", relabelled.clone(), 1, false));
     mark();
-    assert_eq!(c.metrics().value(FAILURES, &team_a), 1.0, "the same termination seen twice");
+    assert_eq!(
+        c.metrics().value(FAILURES, &team_a),
+        1.0,
+        "the same termination seen twice"
+    );
     assert_eq!(c.metrics().value(FAILING, &[("namespace", "team-a")]), 1.0);
 
     // The next failed start (restartCount 2, a new finishedAt and containerID): counted.
-    world.api.put_objects(&pod("team-a", "web-1", relabelled.clone(), 2, false));
+    world
+        .api
+        .put_objects(&pod("team-a", "web-1", relabelled.clone(), 2, false));
     c.wait_metric(FAILURES, &team_a, 2.0);
     mark();
     assert_eq!(c.metrics().value(FAILURES, &team_a), 2.0);
 
     // Running now (the last termination stays in lastState): not failing, not counted again.
-    world.api.put_objects(&pod("team-a", "web-1", relabelled, 2, true));
+    world
+        .api
+        .put_objects(&pod("team-a", "web-1", relabelled, 2, true));
     c.wait_metric(FAILING, &[("namespace", "team-a")], 0.0);
     mark();
     assert_eq!(c.metrics().value(FAILURES, &team_a), 2.0);
 
     // A pod without the label is not the controller's to count.
-    world.api.put_objects(&pod("team-c", "plain", json!({"app": "other"}), 1, false));
+    world
+        .api
+        .put_objects(&pod("team-c", "plain", json!({"app": "other"}), 1, false));
     mark();
     let m = c.metrics();
-    assert_eq!(m.get(FAILURES, &[("namespace", "team-c"), ("code", "AccessDeniedException")]), None, "{m:?}");
+    assert_eq!(
+        m.get(
+            FAILURES,
+            &[("namespace", "team-c"), ("code", "AccessDeniedException")]
+        ),
+        None,
+        "{m:?}"
+    );
     assert_eq!(m.get(FAILING, &[("namespace", "team-c")]), None);
     // and the watch asked only for injected pods
     let selectors: Vec<String> = world
@@ -94,13 +122,26 @@ fn each_failed_start_of_an_injected_pod_counts_once() {
         .filter(|r| r["method"] == "GET" && r["path"] == "/api/v1/pods")
         .map(|r| r["query"].as_str().unwrap_or_default().to_owned())
         .collect();
-    assert!(!selectors.is_empty() && selectors.iter().all(|q| q.contains("labelSelector=secretsinit.io%2Finjected")), "{selectors:?}");
+    assert!(
+        !selectors.is_empty()
+            && selectors
+                .iter()
+                .all(|q| q.contains("labelSelector=secretsinit.io%2Finjected")),
+        "{selectors:?}"
+    );
 }
 
 /// Until /readyz says the caches have synced.
 fn wait_ready(c: &crate::support::Controller) {
     let url = c.metrics_url.replace("/metrics", "/readyz");
-    crate::support::wait_for("the controller to be ready", crate::support::PATIENCE, || {
-        crate::support::http("GET", &url, &[], None).ok().filter(|r| r.status == 200).map(drop)
-    });
+    crate::support::wait_for(
+        "the controller to be ready",
+        crate::support::PATIENCE,
+        || {
+            crate::support::http("GET", &url, &[], None)
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(drop)
+        },
+    );
 }

@@ -70,7 +70,10 @@ pub fn wait_for<T>(what: &str, within: Duration, mut check: impl FnMut() -> Opti
         if let Some(v) = check() {
             return v;
         }
-        assert!(start.elapsed() < within, "timed out after {within:?} waiting for {what}");
+        assert!(
+            start.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -92,7 +95,12 @@ impl Response {
 
 /// One request to `url` (`http://host:port/path?query`), `Connection: close`, read to the
 /// end; chunked and Content-Length bodies both understood.
-pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> std::io::Result<Response> {
+pub fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Response> {
     let rest = url.strip_prefix("http://").expect("an http:// URL");
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -102,7 +110,10 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
     stream.set_read_timeout(Some(PATIENCE))?;
     stream.set_write_timeout(Some(PATIENCE))?;
     let body = body.unwrap_or_default();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -125,7 +136,9 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
     let header = |name: &str| {
         head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
     };
     if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
@@ -160,12 +173,22 @@ fn dechunk(mut data: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// Reads a child's line-oriented output for its whole life (a full pipe would stall it),
 /// sending the first line `pick` accepts, or everything seen when it ends first.
-fn watch_output(out: impl std::io::Read + Send + 'static, pick: fn(&str) -> Option<u16>, log: Option<PathBuf>) -> mpsc::Receiver<Result<u16, String>> {
+fn watch_output(
+    out: impl std::io::Read + Send + 'static,
+    pick: fn(&str) -> Option<u16>,
+    log: Option<PathBuf>,
+) -> mpsc::Receiver<Result<u16, String>> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         let mut seen = Vec::new();
-        let mut file = log.and_then(|p| fs::OpenOptions::new().create(true).append(true).open(p).ok());
+        let mut file = log.and_then(|p| {
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        });
         for line in BufReader::new(out).split(b'\n') {
             let Ok(line) = line else { break };
             let line = String::from_utf8_lossy(&line).into_owned();
@@ -246,8 +269,12 @@ impl Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let page = http("GET", &format!("{}/moto-api/", moto.endpoint), &[], None).expect("moto answers");
-        assert!(page.body.contains("<title>Moto</title>"), "what answers on {port} is not moto");
+        let page =
+            http("GET", &format!("{}/moto-api/", moto.endpoint), &[], None).expect("moto answers");
+        assert!(
+            page.body.contains("<title>Moto</title>"),
+            "what answers on {port} is not moto"
+        );
         moto
     }
 
@@ -267,7 +294,11 @@ impl Moto {
         let r = http(
             "POST",
             &format!("{}/", self.endpoint),
-            &[("Content-Type", content_type), ("X-Amz-Target", target), ("Authorization", &auth)],
+            &[
+                ("Content-Type", content_type),
+                ("X-Amz-Target", target),
+                ("Authorization", &auth),
+            ],
             Some(body.as_bytes()),
         )
         .unwrap_or_else(|e| panic!("{target}: {e}"));
@@ -281,19 +312,31 @@ impl Moto {
 
     /// Creates a secret with `value`; its version id.
     pub fn create_secret(&self, name: &str, value: &str) -> String {
-        let out = self.call("secretsmanager", "secretsmanager.CreateSecret", &json!({"Name": name, "SecretString": value}));
+        let out = self.call(
+            "secretsmanager",
+            "secretsmanager.CreateSecret",
+            &json!({"Name": name, "SecretString": value}),
+        );
         out["VersionId"].as_str().expect("VersionId").to_owned()
     }
 
     /// A new `AWSCURRENT` version; its id.
     pub fn put_secret_value(&self, name: &str, value: &str) -> String {
-        let out = self.call("secretsmanager", "secretsmanager.PutSecretValue", &json!({"SecretId": name, "SecretString": value}));
+        let out = self.call(
+            "secretsmanager",
+            "secretsmanager.PutSecretValue",
+            &json!({"SecretId": name, "SecretString": value}),
+        );
         out["VersionId"].as_str().expect("VersionId").to_owned()
     }
 
     /// Writes a String parameter (overwriting); its new version.
     pub fn put_parameter(&self, name: &str, value: &str) -> i64 {
-        let out = self.call("ssm", "AmazonSSM.PutParameter", &json!({"Name": name, "Value": value, "Type": "String", "Overwrite": true}));
+        let out = self.call(
+            "ssm",
+            "AmazonSSM.PutParameter",
+            &json!({"Name": name, "Value": value, "Type": "String", "Overwrite": true}),
+        );
         out["Version"].as_i64().expect("Version")
     }
 }
@@ -324,14 +367,21 @@ impl ApiServer {
 
     /// On `port` (0: a free one), with `--state state` when given.
     pub fn start_with(dir: &Path, port: u16, state: Option<&Path>, token: &str) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apiserver/fake_kube_apiserver.py");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apiserver/fake_kube_apiserver.py");
         let log = dir.join("apiserver.log");
         let mut cmd = Command::new(tool("python3"));
         cmd.arg(&script)
             .args(["--port", &port.to_string(), "--token", token])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(fs::OpenOptions::new().create(true).append(true).open(&log).expect("apiserver log"));
+            .stderr(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("apiserver log"),
+            );
         if let Some(state) = state {
             cmd.arg("--state").arg(state);
         }
@@ -339,14 +389,20 @@ impl ApiServer {
         let stdout = child.stdout.take().expect("apiserver stdout");
         let rx = watch_output(
             stdout,
-            |line| line.strip_prefix("listening on http://127.0.0.1:").and_then(|p| p.trim().parse().ok()),
+            |line| {
+                line.strip_prefix("listening on http://127.0.0.1:")
+                    .and_then(|p| p.trim().parse().ok())
+            },
             None,
         );
         let port = match rx.recv_timeout(PATIENCE) {
             Ok(Ok(port)) => port,
             Ok(Err(said)) => {
                 kill(&mut child);
-                panic!("the fake API server ended before listening:\n{said}\n{}", tail(&log, 40));
+                panic!(
+                    "the fake API server ended before listening:\n{said}\n{}",
+                    tail(&log, 40)
+                );
             }
             Err(_) => {
                 kill(&mut child);
@@ -416,8 +472,13 @@ impl ApiServer {
     /// GET with the token; None on 404.
     pub fn get(&self, path: &str) -> Option<Value> {
         let auth = format!("Bearer {}", self.token);
-        let r = http("GET", &format!("{}{path}", self.url), &[("Authorization", &auth)], None)
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let r = http(
+            "GET",
+            &format!("{}{path}", self.url),
+            &[("Authorization", &auth)],
+            None,
+        )
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         match r.status {
             200 => Some(r.json()),
             404 => None,
@@ -430,7 +491,10 @@ impl Drop for ApiServer {
     fn drop(&mut self) {
         kill(&mut self.child);
         if std::thread::panicking() {
-            eprintln!("--- fake API server log (last lines) ---\n{}", tail(&self.log, 30));
+            eprintln!(
+                "--- fake API server log (last lines) ---\n{}",
+                tail(&self.log, 30)
+            );
         }
     }
 }
@@ -538,7 +602,10 @@ impl Controller {
                 }
                 if start.elapsed() > PATIENCE {
                     kill(&mut child);
-                    panic!("controller {name}: /metrics did not answer within {PATIENCE:?}:\n{}", tail(&log, 20));
+                    panic!(
+                        "controller {name}: /metrics did not answer within {PATIENCE:?}:\n{}",
+                        tail(&log, 20)
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -551,22 +618,35 @@ impl Controller {
 
     /// The current metrics.
     pub fn metrics(&self) -> Metrics {
-        let r = http("GET", &self.metrics_url, &[], None).unwrap_or_else(|e| panic!("{}: GET /metrics: {e}", self.name));
+        let r = http("GET", &self.metrics_url, &[], None)
+            .unwrap_or_else(|e| panic!("{}: GET /metrics: {e}", self.name));
         assert_eq!(r.status, 200, "{}: /metrics: {}", self.name, r.body);
         Metrics::parse(&r.body)
     }
 
     /// The raw metrics text (for the no-value check).
     pub fn metrics_text(&self) -> String {
-        http("GET", &self.metrics_url, &[], None).map(|r| r.body).unwrap_or_default()
+        http("GET", &self.metrics_url, &[], None)
+            .map(|r| r.body)
+            .unwrap_or_default()
     }
 
     /// Waits until the controller has finished `n` more poll rounds than it had now.
     pub fn wait_rounds(&self, n: f64) {
-        let from = self.metrics().value("secrets_init_controller_poll_rounds_total", &[]);
-        wait_for(&format!("{}: {n} more poll rounds after {from}", self.name), PATIENCE, || {
-            (self.metrics().value("secrets_init_controller_poll_rounds_total", &[]) >= from + n).then_some(())
-        });
+        let from = self
+            .metrics()
+            .value("secrets_init_controller_poll_rounds_total", &[]);
+        wait_for(
+            &format!("{}: {n} more poll rounds after {from}", self.name),
+            PATIENCE,
+            || {
+                (self
+                    .metrics()
+                    .value("secrets_init_controller_poll_rounds_total", &[])
+                    >= from + n)
+                    .then_some(())
+            },
+        );
     }
 
     /// Waits until `name{labels}` equals `want`.
@@ -578,7 +658,11 @@ impl Controller {
             if last == want {
                 return;
             }
-            assert!(start.elapsed() < PATIENCE, "timed out waiting for {what} (last {last}):\n{}", tail(&self.log, 20));
+            assert!(
+                start.elapsed() < PATIENCE,
+                "timed out waiting for {what} (last {last}):\n{}",
+                tail(&self.log, 20)
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -599,7 +683,11 @@ impl Controller {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
-        wait_for(&format!("{} to exit after SIGTERM", self.name), PATIENCE, || self.child.try_wait().expect("try_wait"))
+        wait_for(
+            &format!("{} to exit after SIGTERM", self.name),
+            PATIENCE,
+            || self.child.try_wait().expect("try_wait"),
+        )
     }
 }
 
@@ -607,7 +695,11 @@ impl Drop for Controller {
     fn drop(&mut self) {
         kill(&mut self.child);
         if std::thread::panicking() {
-            eprintln!("--- controller {} log (last lines) ---\n{}", self.name, tail(&self.log, 60));
+            eprintln!(
+                "--- controller {} log (last lines) ---\n{}",
+                self.name,
+                tail(&self.log, 60)
+            );
         }
     }
 }
@@ -632,9 +724,16 @@ fn series(name: &str, labels: &[(&str, &str)]) -> String {
 impl Metrics {
     pub fn parse(text: &str) -> Self {
         let mut out = BTreeMap::new();
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-            let Some((key, value)) = line.rsplit_once(' ') else { continue };
-            let Ok(value) = value.parse::<f64>() else { continue };
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let Some((key, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
             let key = match key.split_once('{') {
                 None => key.to_owned(),
                 Some((name, labels)) => {
@@ -676,7 +775,11 @@ impl Metrics {
 
 /// The env entries `[(NAME, value)]` as JSON.
 fn env(vars: &[(&str, &str)]) -> Value {
-    Value::Array(vars.iter().map(|(n, v)| json!({"name": n, "value": v})).collect())
+    Value::Array(
+        vars.iter()
+            .map(|(n, v)| json!({"name": n, "value": v}))
+            .collect(),
+    )
 }
 
 /// The template annotations of an opted-in workload.
@@ -687,7 +790,14 @@ pub fn opted_in() -> Value {
 /// An apps/v1 workload of `kind` (Deployment, StatefulSet, DaemonSet) with one container
 /// whose env is `vars`, `template_annotations` on its pod template and `annotations` on its
 /// own metadata.
-pub fn workload(kind: &str, ns: &str, name: &str, vars: &[(&str, &str)], template_annotations: Value, annotations: Value) -> Value {
+pub fn workload(
+    kind: &str,
+    ns: &str,
+    name: &str,
+    vars: &[(&str, &str)],
+    template_annotations: Value,
+    annotations: Value,
+) -> Value {
     let mut spec = json!({
         "selector": {"matchLabels": {"app": name}},
         "template": {
@@ -759,11 +869,18 @@ impl World {
             let metrics = c.metrics_text();
             for v in values {
                 assert!(!log.contains(v), "{}: a secret value is in the log", c.name);
-                assert!(!metrics.contains(v), "{}: a secret value is in /metrics", c.name);
+                assert!(
+                    !metrics.contains(v),
+                    "{}: a secret value is in /metrics",
+                    c.name
+                );
             }
         }
         for v in values {
-            assert!(!requests.contains(v), "a secret value is in a request to the API server");
+            assert!(
+                !requests.contains(v),
+                "a secret value is in a request to the API server"
+            );
         }
     }
 }
