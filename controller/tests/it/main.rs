@@ -2,6 +2,7 @@
 //! against moto (AWS) and the stand-in Kubernetes API server (tests/apiserver), each test
 //! with its own of all three (support.rs).
 
+mod apiserver;
 mod cost;
 mod events;
 mod failures;
