@@ -281,7 +281,16 @@ impl Leader {
                         }
                     }
                 }
-                _ = poll.tick(), if leading => self.poll(None).await,
+                _ = poll.tick(), if leading => {
+                    if self.index.read().unwrap_or_else(|e| e.into_inner()).synced() {
+                        self.poll(None).await;
+                    } else {
+                        // The caches have not synced yet (the Lease can come first): look
+                        // again at the next queue tick, not a whole interval later, so the
+                        // round at the start of leadership is not lost.
+                        poll.reset_after(QUEUE_TICK);
+                    }
+                }
                 named = ids.recv(), if leading && events_open => match named {
                     Some(n) => self.poll(Some(n)).await,
                     None => events_open = false,
