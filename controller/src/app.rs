@@ -53,6 +53,10 @@ pub async fn run(config: Config) -> Result<(), String> {
             .to_owned()
     })?;
 
+    if let Some(selector) = &config.namespace_selector {
+        workloads::check_namespace_selector(&client, selector).await?;
+    }
+
     let metrics = Metrics::new();
     let index = workloads::shared(config.namespace_selector.is_some());
     let pods_synced = Arc::new(AtomicBool::new(false));
@@ -292,7 +296,16 @@ impl Leader {
                     }
                 }
                 named = ids.recv(), if leading && events_open => match named {
-                    Some(n) => self.poll(Some(n)).await,
+                    Some(n) if self.index.read().unwrap_or_else(|e| e.into_inner()).synced() => {
+                        self.poll(Some(n)).await;
+                    }
+                    Some(n) => {
+                        // Before the caches have synced nothing is known to reference the
+                        // id; the full round that runs right after the sync (the poll arm
+                        // above retries every queue tick until then) checks it with the rest.
+                        tracing::debug!(id = %n.id, "event before the workloads are listed: the first round checks it");
+                        poll.reset_after(QUEUE_TICK);
+                    }
                     None => events_open = false,
                 },
                 _ = tick.tick(), if leading => self.restart_due().await,
@@ -528,10 +541,6 @@ impl Leader {
             self.metrics.last_successful_poll.set(unix_now());
         }
         let changes = self.tracker.observe(&observations, &referenced);
-        {
-            let mut o = self.observed.lock().unwrap_or_else(|e| e.into_inner());
-            o.latest = Some(lease::encode(self.tracker.snapshot()));
-        }
         for change in changes {
             let targets = by_key.get(&change.key).cloned().unwrap_or_default();
             tracing::info!(id = %change.key, region = %change.key.region, from = %change.from, to = %change.to, workloads = targets.len(), "changed: restarting the workloads that reference it");
@@ -539,7 +548,20 @@ impl Leader {
                 self.queue.add(w, change.clone());
             }
         }
+        self.record();
         self.restart_due().await;
+    }
+
+    /// What the Lease carries for the next leader: each id's latest version, except that an
+    /// id with restarts still to go out keeps the version before that change. A leader that
+    /// loses the Lease with restarts queued (a patch failing while the API server is away)
+    /// then hands the change over instead of losing it; the workloads it did restart are
+    /// skipped by their `restart-reason` ([`crate::restart::already_restarted_for`]).
+    fn record(&self) {
+        let mut versions = self.tracker.snapshot().clone();
+        versions.extend(self.queue.unsettled());
+        let mut o = self.observed.lock().unwrap_or_else(|e| e.into_inner());
+        o.latest = Some(lease::encode(&versions));
     }
 
     /// Sends out every restart that may go now.
@@ -553,6 +575,7 @@ impl Leader {
             index.get(key).map(|w| State {
                 paused: w.reload == Reload::Paused,
                 restarted_at: w.restarted_at,
+                restart_reason: w.restart_reason.clone(),
             })
         });
         for step in steps {
@@ -560,6 +583,9 @@ impl Leader {
                 Step::Held(key, reason) => {
                     self.metrics.held(reason.as_str());
                     tracing::info!(workload = %key, reason = reason.as_str(), "restart held; it goes out when allowed");
+                }
+                Step::Already(key) => {
+                    tracing::info!(workload = %key, "already restarted for this change (by an earlier leader)");
                 }
                 Step::Go(key, pending) => {
                     let reason = pending.reason();
@@ -593,6 +619,7 @@ impl Leader {
                 }
             }
         }
+        self.record();
     }
 
     /// What `kubectl rollout restart` does: a new template annotation, so the workload

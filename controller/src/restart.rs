@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::refs::WatchKey;
 use crate::track::Change;
 use crate::workloads::WorkloadKey;
 
@@ -42,18 +43,7 @@ impl Pending {
     /// `awssm:prod/db AWSCURRENT=<version-id>; awsssm:/p version 7`, bounded: never a value,
     /// only ids and versions, and at most 1 KiB (an annotation and an Event note).
     pub fn reason(&self) -> String {
-        let mut parts: Vec<String> = self
-            .changes
-            .iter()
-            .map(|c| {
-                let what = if c.key.stage.is_empty() {
-                    format!("version {}", c.to)
-                } else {
-                    format!("{}={}", c.key.stage, c.to)
-                };
-                format!("{}{} {what}", c.key.source.prefix(), c.key.id)
-            })
-            .collect();
+        let mut parts: Vec<String> = self.changes.iter().map(Change::describe).collect();
         let mut text = String::new();
         let total = parts.len();
         for (i, part) in parts.drain(..).enumerate() {
@@ -116,11 +106,23 @@ pub struct Queue {
 }
 
 /// What the caller knows of a workload at decision time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct State {
     pub paused: bool,
     /// The template's `secretsinit.io/restartedAt`.
     pub restarted_at: Option<SystemTime>,
+    /// The template's `secretsinit.io/restart-reason`: the changes its last restart was for.
+    pub restart_reason: Option<String>,
+}
+
+/// Whether the restart recorded as `reason` (a template's `secretsinit.io/restart-reason`)
+/// was already for `change`: a new leader that sees a change again (the Lease keeps the
+/// version before any change whose restarts had not all gone out) skips the workloads the
+/// previous leader restarted. A reason cut at 1 KiB may miss a part; that workload is
+/// then restarted once more, after its cool-down.
+pub fn already_restarted_for(reason: &str, change: &Change) -> bool {
+    let part = change.describe();
+    reason.split("; ").any(|p| p == part)
 }
 
 /// The queue's answer for one pending restart.
@@ -130,6 +132,8 @@ pub enum Step {
     Go(WorkloadKey, Pending),
     /// It waits; counted once per reason per pending restart.
     Held(WorkloadKey, Held),
+    /// Its template already carries a restart for every change (an earlier leader's): done.
+    Already(WorkloadKey),
 }
 
 impl Queue {
@@ -142,14 +146,39 @@ impl Queue {
         }
     }
 
-    /// Queues a restart of `key` for `change`.
-    pub fn add(&mut self, key: WorkloadKey, change: Change) {
-        let pending = self.pending.entry(key).or_insert_with(|| Pending {
+    /// Queues a restart of `key` for `change`. A later change of a key that is still pending
+    /// replaces the earlier one but keeps its `from` (the version the pods were started
+    /// with); one back to that version cancels the restart for that key, since the pods
+    /// already run it.
+    pub fn add(&mut self, key: WorkloadKey, mut change: Change) {
+        let pending = self.pending.entry(key.clone()).or_insert_with(|| Pending {
             changes: Vec::new(),
             held: BTreeSet::new(),
         });
-        pending.changes.retain(|c| c.key != change.key);
+        if let Some(i) = pending.changes.iter().position(|c| c.key == change.key) {
+            let earlier = pending.changes.remove(i);
+            if earlier.from == change.to {
+                if pending.changes.is_empty() {
+                    self.pending.remove(&key);
+                }
+                return;
+            }
+            change.from = earlier.from;
+        }
         pending.changes.push(change);
+    }
+
+    /// For each watched key with a restart still to go out, the version before that change.
+    /// The Lease records this instead of the latest version, so a leader that takes over
+    /// before the restarts went out sees the change again instead of losing it.
+    pub fn unsettled(&self) -> BTreeMap<WatchKey, String> {
+        let mut out = BTreeMap::new();
+        for pending in self.pending.values() {
+            for c in &pending.changes {
+                out.entry(c.key.clone()).or_insert_with(|| c.from.clone());
+            }
+        }
+        out
     }
 
     /// Forgets a workload that no longer exists or no longer opts in.
@@ -178,6 +207,16 @@ impl Queue {
                 self.pending.remove(&key);
                 continue;
             };
+            if let (Some(reason), Some(p)) =
+                (s.restart_reason.as_deref(), self.pending.get_mut(&key))
+            {
+                p.changes.retain(|c| !already_restarted_for(reason, c));
+                if p.changes.is_empty() {
+                    self.pending.remove(&key);
+                    out.push(Step::Already(key));
+                    continue;
+                }
+            }
             let last = [self.last.get(&key).copied(), s.restarted_at]
                 .into_iter()
                 .flatten()
@@ -253,6 +292,7 @@ mod tests {
     const FREE: State = State {
         paused: false,
         restarted_at: None,
+        restart_reason: None,
     };
 
     fn names(steps: &[Step]) -> Vec<String> {
@@ -261,6 +301,7 @@ mod tests {
             .map(|s| match s {
                 Step::Go(k, p) => format!("go {} {}", k.name, p.reason()),
                 Step::Held(k, r) => format!("held {} {}", k.name, r.as_str()),
+                Step::Already(k) => format!("already {}", k.name),
             })
             .collect()
     }
@@ -298,11 +339,11 @@ mod tests {
         let mut q = Queue::new(Duration::from_secs(300), 100, t0);
         q.add(wk("a"), change("db", "v1"));
         let state = State {
-            paused: false,
             restarted_at: Some(w0 - Duration::from_secs(60)),
+            ..State::default()
         };
         assert_eq!(
-            names(&q.steps(t0, w0, |_| Some(state))),
+            names(&q.steps(t0, w0, |_| Some(state.clone()))),
             ["held a cooldown"]
         );
     }
@@ -337,15 +378,82 @@ mod tests {
         q.add(wk("b"), change("db", "v1"));
         let paused = State {
             paused: true,
-            restarted_at: None,
+            ..State::default()
         };
         let steps = names(&q.steps(t0, SystemTime::UNIX_EPOCH, |k| {
-            (k.name == "a").then_some(paused)
+            (k.name == "a").then(|| paused.clone())
         }));
         assert_eq!(steps, ["held a paused"]);
         assert_eq!(q.pending().count(), 1);
         let steps = names(&q.steps(t0, SystemTime::UNIX_EPOCH, |_| Some(FREE)));
         assert_eq!(steps, ["go a awssm:db AWSCURRENT=v1"]);
+    }
+
+    #[test]
+    fn a_later_change_keeps_the_first_from_and_one_back_to_it_cancels() {
+        let t0 = Instant::now();
+        let mut q = Queue::new(Duration::ZERO, 10, t0);
+        let step = |from: &str, to: &str| Change {
+            from: from.into(),
+            ..change("db", to)
+        };
+        q.add(wk("a"), step("v1", "v2"));
+        q.add(wk("a"), step("v2", "v3"));
+        assert_eq!(
+            q.unsettled().into_values().collect::<Vec<_>>(),
+            ["v1"],
+            "the Lease keeps the version the pods run"
+        );
+        q.add(wk("a"), step("v3", "v1"));
+        assert_eq!(q.pending().count(), 0, "back to the version the pods run");
+        assert!(q.unsettled().is_empty());
+        // another key of the same workload stays
+        q.add(wk("a"), step("v1", "v2"));
+        q.add(wk("a"), change("other", "x1"));
+        q.add(wk("a"), step("v2", "v1"));
+        assert_eq!(
+            names(&q.steps(t0, SystemTime::UNIX_EPOCH, |_| Some(FREE))),
+            ["go a awssm:other AWSCURRENT=x1"]
+        );
+        assert!(q.unsettled().is_empty(), "settled once it went out");
+    }
+
+    #[test]
+    fn a_workload_an_earlier_leader_restarted_for_the_change_is_skipped() {
+        let t0 = Instant::now();
+        let w0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut q = Queue::new(Duration::from_secs(300), 10, t0);
+        for n in ["a", "b", "c"] {
+            q.add(wk(n), change("db", "v2"));
+        }
+        q.add(wk("c"), change("other", "x1"));
+        let by_earlier_leader = State {
+            restarted_at: Some(w0 - Duration::from_secs(5)),
+            restart_reason: Some("awsssm:/p version 3; awssm:db AWSCURRENT=v2".into()),
+            ..State::default()
+        };
+        let for_older_version = State {
+            restart_reason: Some("awssm:db AWSCURRENT=v1".into()),
+            ..State::default()
+        };
+        let steps = names(&q.steps(t0, w0, |k| match k.name.as_str() {
+            "a" => Some(for_older_version.clone()),
+            _ => Some(by_earlier_leader.clone()),
+        }));
+        assert_eq!(
+            steps,
+            [
+                "go a awssm:db AWSCURRENT=v2",
+                "already b",
+                // c still needs its restart for the other id (after the cool-down)
+                "held c cooldown"
+            ]
+        );
+        let later = w0 + Duration::from_secs(301);
+        assert_eq!(
+            names(&q.steps(t0, later, |_| Some(by_earlier_leader.clone()))),
+            ["go c awssm:other AWSCURRENT=x1"]
+        );
     }
 
     #[test]

@@ -28,6 +28,19 @@ pub struct Change {
     pub to: String,
 }
 
+impl Change {
+    /// `awssm:prod/db AWSCURRENT=<version-id>` or `awsssm:/p version 7`: the change's part of
+    /// a restart reason (ids and versions only, never a value).
+    pub fn describe(&self) -> String {
+        let what = if self.key.stage.is_empty() {
+            format!("version {}", self.to)
+        } else {
+            format!("{}={}", self.key.stage, self.to)
+        };
+        format!("{}{} {what}", self.key.source.prefix(), self.key.id)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Tracker {
     seen: BTreeMap<WatchKey, String>,

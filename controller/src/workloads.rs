@@ -12,10 +12,11 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::ListParams;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
-use mutation_modes::options::ANNOTATION_RESTARTED_AT;
+use mutation_modes::options::{ANNOTATION_RESTART_REASON, ANNOTATION_RESTARTED_AT};
 use serde::de::DeserializeOwned;
 
 use crate::metrics::Metrics;
@@ -65,6 +66,8 @@ pub struct Workload {
     pub region: String,
     /// The template's `secretsinit.io/restartedAt`.
     pub restarted_at: Option<SystemTime>,
+    /// The template's `secretsinit.io/restart-reason`.
+    pub restart_reason: Option<String>,
 }
 
 /// The workloads of every kind and what has synced.
@@ -199,6 +202,9 @@ pub fn view<K: HasTemplate>(object: &K, ctx: &Context) -> Option<Workload> {
         refs,
         region,
         restarted_at,
+        restart_reason: annotations
+            .and_then(|a| a.get(ANNOTATION_RESTART_REASON))
+            .cloned(),
     })
 }
 
@@ -265,6 +271,32 @@ pub async fn watch<K: HasTemplate>(client: Client, shared: Shared, ctx: Context)
                 }
             }
         }
+    }
+}
+
+/// Asks the API server to parse `--namespace-selector` (a one-item list), so a malformed
+/// selector stops the start with the server's own words instead of a watcher that retries
+/// forever behind a /readyz 503. Other failures (API server not reachable yet, RBAC) are
+/// left to the watcher, which retries and logs them.
+pub async fn check_namespace_selector(client: &Client, selector: &str) -> Result<(), String> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    match api
+        .list_metadata(&ListParams::default().labels(selector).limit(1))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 400 => Err(format!(
+            "--namespace-selector {selector:?} is not a valid label selector: {}",
+            e.message
+        )),
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            tracing::warn!(selector, error = %e.message, "cannot list namespaces: grant list and watch on namespaces (the chart does when controller.namespaceSelector is set)");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(selector, error = %e, "could not check --namespace-selector now; the namespace watch retries");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Leader election on the Lease: two replicas restart once; a killed leader is replaced; a
-//! terminated one releases the Lease; the API server going away and coming back.
+//! terminated one releases the Lease; restarts held when a leader dies are done by the next;
+//! the API server going away and coming back.
 
 use std::time::{Duration, Instant};
 
@@ -179,4 +180,88 @@ fn a_rotation_while_the_api_server_is_away_restarts_once_when_it_is_back() {
         format!("awssm:away/a AWSCURRENT={v2}")
     );
     assert!(!c.log_text().contains(&secret));
+}
+
+#[test]
+fn restarts_still_held_when_the_leader_dies_are_done_by_the_next_one_once() {
+    let world = crate::support::World::start();
+    let ns = "team-h";
+    let values = [random_hex(16), random_hex(16)];
+    let v1 = world.moto.create_secret("h/a", &values[0]);
+    let names = ["d-1", "d-2", "d-3"];
+    world.api.put_objects(&Value::Array(
+        names
+            .iter()
+            .map(|n| deployment(ns, n, &[("A", "awssm:h/a")]))
+            .collect(),
+    ));
+    // Two restarts a minute: a rotation restarts two of the three at once and holds the
+    // third for half a minute, long enough to kill the leader while it waits.
+    let flags = ["--cooldown", "0s", "--max-restarts-per-minute", "2"];
+    let mut controllers = [
+        world.controller("one", &flags),
+        world.controller("two", &flags),
+    ];
+    let (li, si) = wait_for("one leader that has polled twice", PATIENCE, || {
+        let m: Vec<_> = controllers.iter().map(Controller::metrics).collect();
+        let leading: Vec<usize> = (0..2).filter(|&i| m[i].value(LEADER, &[]) == 1.0).collect();
+        (leading.len() == 1 && m[leading[0]].value(ROUNDS, &[]) >= 2.0)
+            .then(|| (leading[0], 1 - leading[0]))
+    });
+    let paths: Vec<String> = names.iter().map(|n| path_of("Deployment", ns, n)).collect();
+    let patched = |api: &ApiServer| paths.iter().map(|p| api.patches(p)).collect::<Vec<_>>();
+
+    let v2 = world.moto.put_secret_value("h/a", &values[1]);
+    controllers[li].wait_metric(
+        "secrets_init_controller_restarts_held_total",
+        &[("reason", "rate_limit")],
+        1.0,
+    );
+    assert_eq!(
+        patched(&world.api).iter().sum::<usize>(),
+        2,
+        "{:?}",
+        patched(&world.api)
+    );
+    // The Lease hands over the version before the change, since one restart is still to go.
+    wait_for(
+        "the Lease to record the unsettled version",
+        PATIENCE,
+        || {
+            let lease = world.api.get(LEASE)?;
+            let observed = lease["metadata"]["annotations"]["secretsinit.io/observed-versions"]
+                .as_str()?
+                .to_owned();
+            observed.contains(&v1).then_some(())
+        },
+    );
+    controllers[li].kill();
+    wait_for("the standby to lead", PATIENCE, || {
+        (controllers[si].metrics().value(LEADER, &[]) == 1.0).then_some(())
+    });
+    wait_for("the held restart done by the new leader", PATIENCE, || {
+        (patched(&world.api).iter().all(|&n| n >= 1)).then_some(())
+    });
+    controllers[si].wait_rounds(3.0);
+    assert_eq!(
+        patched(&world.api),
+        [1, 1, 1],
+        "each workload once, across two leaders"
+    );
+    for p in &paths {
+        let stored = world.api.get(p).expect("workload");
+        assert_eq!(
+            stored["spec"]["template"]["metadata"]["annotations"]["secretsinit.io/restart-reason"],
+            format!("awssm:h/a AWSCURRENT={v2}")
+        );
+    }
+    let log = controllers[si].log_text();
+    assert_eq!(
+        log.matches("already restarted for this change").count(),
+        2,
+        "the new leader skips the two its predecessor restarted: {log}"
+    );
+    let refs: Vec<&Controller> = controllers.iter().collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    world.assert_no_values(&refs, &values);
 }

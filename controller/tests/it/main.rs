@@ -9,4 +9,5 @@ mod failures;
 mod guards;
 mod leader;
 mod rotation;
+mod selector;
 mod support;

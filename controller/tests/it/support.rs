@@ -542,6 +542,23 @@ impl Controller {
     /// Starts `secrets-init-controller` named `name` (its identity and log file in `dir`)
     /// with `flags` and the [`BASE_FLAGS`] it does not give, and waits until /metrics answers.
     pub fn start(dir: &Path, name: &str, peers: &Peers, flags: &[&str]) -> Self {
+        Self::try_start(dir, name, peers, flags)
+            .unwrap_or_else(|e| panic!("controller {name} did not start: {e}"))
+    }
+
+    /// As [`Controller::start`], for a start that is meant to fail: how it exited and the
+    /// end of its log.
+    pub fn start_fails(dir: &Path, name: &str, peers: &Peers, flags: &[&str]) -> String {
+        match Self::try_start(dir, name, peers, flags) {
+            Ok(mut c) => {
+                c.kill();
+                panic!("controller {name} started, but should have refused to")
+            }
+            Err(e) => e,
+        }
+    }
+
+    fn try_start(dir: &Path, name: &str, peers: &Peers, flags: &[&str]) -> Result<Self, String> {
         let kubeconfig = dir.join(format!("{name}.kubeconfig"));
         fs::write(
             &kubeconfig,
@@ -593,12 +610,12 @@ impl Controller {
                     break;
                 }
                 if http("GET", &metrics_url, &[], None).is_ok_and(|r| r.status == 200) {
-                    return Controller {
+                    return Ok(Controller {
                         child,
                         metrics_url,
                         log,
                         name: name.to_owned(),
-                    };
+                    });
                 }
                 if start.elapsed() > PATIENCE {
                     kill(&mut child);
@@ -613,7 +630,7 @@ impl Controller {
                 break;
             }
         }
-        panic!("controller {name} did not start: {last_error}");
+        Err(last_error)
     }
 
     /// The current metrics.
