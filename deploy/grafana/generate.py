@@ -2,14 +2,18 @@
 """Writes secrets-init-webhook.json (the Grafana dashboard). Edit here, then run:
     python3 deploy/grafana/generate.py
 scripts/test-deploy checks that the committed JSON equals this script's output and that
-every query uses only metrics the webhook exports (contract section 6) or well-known
-kube-state-metrics / API server metrics."""
+every query uses only metrics the webhook (contract section 6) and the controller
+(controller/README.md) export, or well-known kube-state-metrics / API server metrics, and
+that every one of theirs has a panel."""
 
 import json
 import pathlib
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SEL = 'namespace=~"$namespace"'
+# The controller's job (its Service); scraped with honor_labels, so its failure metrics'
+# `namespace` is the failing pods', not the controller's (deploy/prometheus/rules.yaml).
+CJOB = 'job=~"(.+-)?secrets-init(-webhook)?-controller"'
 _next_id = iter(range(1, 1000))
 
 
@@ -105,11 +109,43 @@ def dashboard():
         panel("Certificate reloads", "timeseries", (8, 35, 16, 5),
               [(f"sum by (result) (increase(secrets_init_webhook_tls_reloads_total{{{SEL}}}[$__rate_interval]))", "{{result}}")],
               unit="short"),
+        row("Rotation and fleet failures (secrets-init-controller, when enabled)", 40),
+        panel("Pods failing to resolve their secrets", "timeseries", (0, 41, 12, 8),
+              [(f"max by (namespace) (secrets_init_pods_failing{{{CJOB}}})", "{{namespace}}")],
+              unit="short", description="Injected pods whose latest container start ended in a secrets-init failure, by the pods' namespace (max across the controller's replicas, which all watch pods). Alert SecretsInitResolutionFailing."),
+        panel("Resolution failures by code", "timeseries", (12, 41, 12, 8),
+              [(f"max by (namespace, code) (increase(secrets_init_resolution_failures_total{{{CJOB}}}[$__rate_interval]))", "{{namespace}} {{code}}")],
+              unit="short", description="Failed starts counted once per container restart; code from the termination message (AccessDeniedException, ResourceNotFoundException, KeyNotFound, Throttling, ...). The runbook for each code is in docs/operations.md."),
+        panel("Leaders", "stat", (0, 49, 4, 4),
+              [(f"sum(secrets_init_controller_leader{{{CJOB}}})", "leaders")],
+              description="Replicas holding the Lease: 1 is right; 0 means nothing polls or restarts (alert SecretsInitControllerNoLeader).",
+              fieldConfig={"defaults": {"unit": "short", "thresholds": thresholds((None, "red"), (1, "green"), (2, "red"))}, "overrides": []}),
+        panel("Last successful poll", "stat", (4, 49, 4, 4),
+              [(f"time() - max(secrets_init_controller_last_successful_poll_timestamp_seconds{{{CJOB}}})", "ago")],
+              description="Seconds since the leader last completed a poll of AWS without an error (alert SecretsInitControllerPollStale at 5 poll intervals).",
+              fieldConfig={"defaults": {"unit": "s", "thresholds": thresholds((None, "green"), (300, "orange"), (900, "red"))}, "overrides": []}),
+        panel("Watched ids", "stat", (8, 49, 4, 4),
+              [(f"max by (source) (secrets_init_controller_watched_ids{{{CJOB}}})", "{{source}}")],
+              unit="short", description="Distinct secret and parameter ids the leader compares each poll (one AWS lookup each, batched)."),
+        panel("Not watched", "stat", (12, 49, 6, 4),
+              [(f"max by (reason) (secrets_init_controller_unwatched_references{{{CJOB}}})", "{{reason}}"),
+               (f"sum(increase(secrets_init_controller_malformed_placeholders_total{{{CJOB}}}[24h]))", "malformed (24h)")],
+              unit="short", description="References a rotation cannot restart: access denied, not found, pinned versions, ConfigMaps/Secrets without --follow-refs; malformed placeholders in watched templates. The controller's log names each."),
+        panel("Poll rounds", "stat", (18, 49, 6, 4),
+              [(f"sum(increase(secrets_init_controller_poll_rounds_total{{{CJOB}}}[1h]))", "rounds (1h)")],
+              unit="short"),
+        panel("Restarts by result", "timeseries", (0, 53, 8, 8),
+              [(f"sum by (result) (increase(secrets_init_controller_restarts_total{{{CJOB}}}[$__rate_interval]))", "{{result}}"),
+               (f"sum by (reason) (increase(secrets_init_controller_restarts_held_total{{{CJOB}}}[$__rate_interval]))", "held: {{reason}}")],
+              unit="short", description="Workload restarts after a rotation (restarted, dry_run, error) and the ones held by the cool-down, the rate limit or paused."),
+        panel("AWS detection calls", "timeseries", (8, 53, 16, 8),
+              [(f"sum by (api, result) (rate(secrets_init_controller_detection_calls_total{{{CJOB}}}[$__rate_interval]))", "{{api}} {{result}}")],
+              unit="reqps", description="ListSecrets, DescribeSecret, DescribeParameters per second: a few per poll interval however many workloads there are."),
     ]
     return {
         "title": "secrets-init webhook",
         "uid": "secrets-init-webhook",
-        "description": "Admission, registry lookups and TLS of secrets-init-webhook. Alerts: deploy/prometheus/rules.yaml.",
+        "description": "Admission, registry lookups and TLS of secrets-init-webhook; rotations and fleet resolution failures of secrets-init-controller. Alerts: deploy/prometheus/rules.yaml.",
         "tags": ["secrets-init", "admission-webhook", "kubernetes"],
         "editable": True,
         "graphTooltip": 1,

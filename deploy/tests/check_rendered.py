@@ -743,6 +743,31 @@ def check_controller(f: Failures, cdocs, docs, vals: dict, namespace: str, fulln
     f.check(rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}, "controller RoleBinding must bind the lease Role (kind Role)")
     f.check(rb.get("subjects") == subject, f"controller RoleBinding subjects must be {subject}")
 
+    # NetworkPolicy: with networkPolicy.enabled, default deny; in only metrics from the
+    # metrics selectors; out only DNS, 443 (+ the API server port), the Pod Identity agent.
+    nps = ck.get("NetworkPolicy", [])
+    npv = vals["networkPolicy"]
+    f.check(len(nps) == (1 if npv["enabled"] else 0),
+            f"controller: NetworkPolicy exactly when networkPolicy.enabled ({npv['enabled']}), found {len(nps)}")
+    for np_ in nps:
+        sp_ = np_["spec"]
+        f.check(np_["metadata"]["name"] == name, f"controller NetworkPolicy must be named {name}")
+        f.check(sp_["podSelector"].get("matchLabels") == dep["spec"]["selector"]["matchLabels"], "controller NetworkPolicy must select exactly the controller's pods")
+        f.check(set(sp_.get("policyTypes", [])) == {"Ingress", "Egress"}, "controller NetworkPolicy must restrict Ingress and Egress")
+        f.check(sp_.get("ingress") == [{"ports": [{"port": port, "protocol": "TCP"}],
+                                        "from": [{"namespaceSelector": npv["metricsNamespaceSelector"], "podSelector": npv["metricsPodSelector"]}]}],
+                "controller NetworkPolicy: ingress only to controller.port from networkPolicy.metricsNamespaceSelector/metricsPodSelector")
+        eg = sp_.get("egress", [])
+        f.check(all(r.get("ports") for r in eg), "controller NetworkPolicy: every egress rule must name its ports")
+        eg_ports = {(p["port"], p.get("protocol", "TCP")) for r in eg for p in r.get("ports", [])}
+        want_eg = {(53, "UDP"), (53, "TCP"), (443, "TCP"), (80, "TCP"), (npv["apiServerPort"], "TCP")}
+        for r in npv.get("controllerExtraEgress", []):
+            want_eg |= {(p["port"], p.get("protocol", "TCP")) for p in r.get("ports", [])}
+        f.check(eg_ports == want_eg, f"controller NetworkPolicy: egress ports {sorted(eg_ports)} must be {sorted(want_eg)}")
+        api_rules = [r for r in eg if any(p["port"] == npv["apiServerPort"] for p in r.get("ports", []))]
+        f.check(bool(api_rules) and all(sorted(t["ipBlock"]["cidr"] for t in r.get("to", [])) == sorted(npv["controllerEgressCIDRs"]) for r in api_rules),
+                "controller NetworkPolicy: the API server port must go to networkPolicy.controllerEgressCIDRs")
+
     # Service, PDB, ServiceMonitor.
     svc = by["Service"][0]
     f.check(all(labels.get(kk) == vv for kk, vv in svc["spec"]["selector"].items()), "controller Service must select its pods")
@@ -934,6 +959,8 @@ def self_test(cases, namespace, rules_path) -> int:
         "PollStale at the default interval": lambda ds, v: (need(v["controller"]["pollInterval"] != "60s"), ctrl_rule(ds, "SecretsInitControllerPollStale").update(expr=ctrl_rule(ds, "SecretsInitControllerPollStale")["expr"].replace("> 5 * 120", "> 5 * 60"))),
         "ResolutionFailing for any release": lambda ds, v: ctrl_rule(ds, "SecretsInitResolutionFailing").update(expr="sum by (namespace, code) (increase(secrets_init_resolution_failures_total[10m])) > 0\n"),
         "ResolutionFailing pinned to the controller's namespace": lambda ds, v: ctrl_rule(ds, "SecretsInitResolutionFailing").update(expr=ctrl_rule(ds, "SecretsInitResolutionFailing")["expr"].replace("{job=", "{namespace=\"secrets-init-system\", job=")),
+        "controller NetworkPolicy open to every source": lambda ds, v: (need(on(v) and v["networkPolicy"]["enabled"]), find(ds, "NetworkPolicy", ctrl=True)["spec"]["ingress"][0].pop("from")),
+        "controller NetworkPolicy without the API server port": lambda ds, v: (need(on(v) and v["networkPolicy"]["enabled"] and v["networkPolicy"]["apiServerPort"] != 443), [r["ports"].pop() for r in find(ds, "NetworkPolicy", ctrl=True)["spec"]["egress"] if len(r["ports"]) == 2 and r["ports"][1]["port"] != 53]),
     }
     note_breakages = {
         "NOTES without the Ignore warning": lambda n, v: (need(v["webhook"]["failurePolicy"] == "Ignore"), n.replace("WARNING: webhook.failurePolicy is Ignore", ""))[1],
