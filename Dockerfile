@@ -39,11 +39,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && rustup toolchain install "${channel:?no channel in rust-toolchain.toml}" --profile minimal --target "$target" \
  && cargo build --release --locked --target "$target" -p secrets-init \
  && cargo build --profile webhook --locked --target "$target" -p secrets-init-webhook \
- && cargo build --profile webhook --locked --target "$target" -p secrets-init-controller \
+ && cargo build --profile controller --locked --target "$target" -p secrets-init-controller \
  && mkdir -p /out \
  && install -m 0555 "target/$target/release/secrets-init" /out/secrets-init \
  && install -m 0555 "target/$target/webhook/secrets-init-webhook" /out/secrets-init-webhook \
- && install -m 0555 "target/$target/webhook/secrets-init-controller" /out/secrets-init-controller \
+ && install -m 0555 "target/$target/controller/secrets-init-controller" /out/secrets-init-controller \
  && cp /etc/ssl/certs/ca-certificates.crt /out/ca-certificates.crt
 
 # ---- final images (keep in sync with deploy/images/Containerfile) ----
