@@ -219,6 +219,25 @@ fn rotation_restarts_exactly_the_referencing_workloads_once() {
         template_annotations(&world, &ds_p)["secretsinit.io/restart-reason"],
         format!("awsssm:{p} version {p_v2}")
     );
+    let patches: Vec<Value> = world
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] == "PATCH")
+        .skip(2)
+        .collect();
+    assert_eq!(
+        patches.len(),
+        1,
+        "one patch for the new parameter version: {patches:?}"
+    );
+    // The record the closing note of issue 23 quotes (`--no-capture` shows it).
+    eprintln!(
+        "rotation: PutParameter {p} (now version {p_v2}) led to {} patch: PATCH {} {}",
+        patches.len(),
+        patches[0]["path"].as_str().unwrap_or("-"),
+        patches[0]["body"]
+    );
     assert_eq!(c.metrics().value(RESTARTS, &[("result", "restarted")]), 3.0);
     let values: Vec<&str> = values.iter().map(String::as_str).collect();
     world.assert_no_values(&[&c], &values);
